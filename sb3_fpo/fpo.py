@@ -1,0 +1,496 @@
+"""Flow Policy Optimization (FPO / FPO++) on Stable-Baselines3's PPO."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import zipfile
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
+from torch.nn import functional as F
+
+from sb3_fpo.buffers import FlowDictRolloutBuffer, FlowRolloutBuffer, _FlowSamplesMixin
+from sb3_fpo.flow import (
+    RatioMode,
+    TauSampling,
+    TrustRegion,
+    check_choice,
+    clamp_cfm,
+    clamp_log_ratio,
+    fpo_log_ratio,
+    kl_proxy,
+    sample_tau,
+    surrogate_objective,
+)
+from sb3_fpo.policies import CnnPolicy, FlowPolicy, MlpPolicy, MultiInputPolicy
+
+SelfFPO = TypeVar("SelfFPO", bound="FPO")
+
+LogRatioClamp = float | tuple[float | None, float | None] | None
+
+# Transitions per batch of the no-grad pass that computes the old CFM losses (times n_samples rows).
+_OLD_CFM_CHUNK_ROWS = 1 << 16
+
+
+class FPO(PPO):
+    """
+    Flow Policy Optimization (FPO) and its FPO++ options, as a Stable-Baselines3 ``PPO``.
+
+    The policy is a flow-matching model (:class:`sb3_fpo.policies.FlowPolicy`). PPO's likelihood ratio is
+    replaced by ``exp(L_CFM,old(a|o) - L_CFM,new(a|o))``, where ``L_CFM`` is a Monte-Carlo conditional
+    flow-matching loss over ``n_samples`` pairs ``(tau, eps)`` drawn once per transition and reused for the
+    old and the new parameters. Rollout collection, GAE, advantage normalisation, the value loss,
+    VecNormalize, callbacks and logging are SB3's.
+
+    FPO paper: https://arxiv.org/abs/2507.21053 (McAllister et al., "Flow Matching Policy Gradients")
+    FPO++ paper: https://arxiv.org/abs/2602.02481 (Yi, Choi et al., "Flow Policy Gradients for Robot Control")
+
+    The ``(tau, eps)`` pairs and the old CFM losses of the whole rollout are drawn and computed in one
+    batched no-grad pass at the start of :meth:`train` (nothing changes the parameters between the end of
+    the rollout and the update). A callback that edits the policy parameters in ``on_rollout_end`` breaks
+    this: the "old" losses would then come from the edited policy.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy or a FlowPolicy subclass)
+    :param env: The environment to learn from (if registered in Gym, can be str). Actions must be a ``Box``.
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+    :param batch_size: Minibatch size
+    :param n_epochs: Number of epoch when optimizing the surrogate loss
+    :param gamma: Discount factor
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
+    :param clip_range: Trust-region width epsilon (PPO clip, and the SPO penalty scale), it can be a function of
+        the current progress remaining (from 1 to 0). FPO and FPO++ papers: 0.05 (SB3 PPO uses 0.2).
+    :param clip_range_vf: Clipping parameter for the value function (as in PPO)
+    :param normalize_advantage: Whether to normalize or not the advantage
+    :param ent_coef: Must be 0: a flow policy has no closed-form entropy. Kept so that PPO configurations load.
+    :param vf_coef: Value function coefficient for the loss calculation
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param n_samples: Number N of (tau, eps) pairs per transition (FPO paper: 8; FPO++: 16, 32 for humanoids)
+    :param ratio_mode: ``averaged`` (FPO: one ratio per transition from the mean CFM losses) or ``per_sample``
+        (FPO++: one ratio per (tau, eps) pair, the advantage broadcast over the pairs)
+    :param trust_region: ``ppo`` (clipped ratio), ``spo`` (``rho A - |A| (rho - 1)^2 / (2 eps)``) or ``aspo``
+        (FPO++: PPO's clip where A >= 0, SPO where A < 0)
+    :param tau_sampling: ``uniform`` on ``[tau_min, tau_max]`` (FPO paper) or ``discrete`` on the rollout
+        integration grid ``{k / flow_steps}`` (official FPO code)
+    :param tau_min: Lower bound of the flow times (FPO: 0, FPO++: 0.005)
+    :param tau_max: Upper bound of the flow times (FPO: 1, FPO++: 0.995)
+    :param cfm_loss_clamp: Upper clamp of every CFM loss, old and new (FPO++: 20); ``None`` disables it
+    :param log_ratio_clamp: Clamp of the log-ratio: a number ``c`` means ``[-c, c]`` (official FPO code: 3 in
+        per-sample mode), a pair ``(low, high)`` with ``None`` for an open side (FPO++: ``(None, 10)``);
+        ``None`` disables it
+    :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True)
+    :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
+        the observation space.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: Early-stop the epochs of an update when the KL proxy ``mean((rho - 1) - log rho)`` of a
+        minibatch exceeds ``1.5 * target_kl``. The FPO ratio is an ELBO surrogate, so this is a proxy, not the KL.
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation (network sizes, sampler,
+        CFM reduction: see :class:`sb3_fpo.policies.FlowPolicy`)
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: FlowPolicy
+    rollout_buffer: FlowRolloutBuffer | FlowDictRolloutBuffer
+
+    def __init__(
+        self,
+        policy: str | type[FlowPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule = 0.05,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        n_samples: int = 8,
+        ratio_mode: RatioMode = "averaged",
+        trust_region: TrustRegion = "ppo",
+        tau_sampling: TauSampling = "uniform",
+        tau_min: float = 0.0,
+        tau_max: float = 1.0,
+        cfm_loss_clamp: float | None = None,
+        log_ratio_clamp: LogRatioClamp = None,
+        log_ratio_straight_through: bool = False,
+        rollout_buffer_class: type[FlowRolloutBuffer] | type[FlowDictRolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        self._check_hyperparameters(
+            n_steps,
+            batch_size,
+            n_epochs,
+            clip_range,
+            ent_coef,
+            n_samples,
+            tau_min,
+            tau_max,
+            cfm_loss_clamp,
+            normalize_advantage,
+        )
+        self.n_samples = n_samples
+        self.ratio_mode: RatioMode = check_choice("ratio_mode", ratio_mode, RatioMode)  # type: ignore[assignment]
+        self.trust_region: TrustRegion = check_choice("trust_region", trust_region, TrustRegion)  # type: ignore[assignment]
+        self.tau_sampling: TauSampling = check_choice("tau_sampling", tau_sampling, TauSampling)  # type: ignore[assignment]
+        self.tau_min = float(tau_min)
+        self.tau_max = float(tau_max)
+        self.cfm_loss_clamp = cfm_loss_clamp
+        self.log_ratio_clamp = self._parse_log_ratio_clamp(log_ratio_clamp)
+        self.log_ratio_straight_through = log_ratio_straight_through
+
+        if env is not None:
+            # Resolve the env here (SB3 would do it in super().__init__) to reject non-Box actions with a clear error
+            env = maybe_make_env(env, verbose)
+            if not isinstance(env.action_space, spaces.Box):
+                raise ValueError(
+                    f"FPO needs a continuous gymnasium.spaces.Box action space, got {env.action_space}. "
+                    "For discrete or multi-discrete actions use SB3's PPO."
+                )
+            n_envs = env.num_envs if isinstance(env, VecEnv) else 1
+            if normalize_advantage and n_steps * n_envs < 2:
+                raise ValueError(f"n_steps * n_envs must be > 1 for advantage normalization, got {n_steps} * {n_envs}.")
+
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self._check_policy_class()
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ validation
+
+    @staticmethod
+    def _check_hyperparameters(
+        n_steps: int,
+        batch_size: int,
+        n_epochs: int,
+        clip_range: float | Schedule,
+        ent_coef: float,
+        n_samples: int,
+        tau_min: float,
+        tau_max: float,
+        cfm_loss_clamp: float | None,
+        normalize_advantage: bool,
+    ) -> None:
+        def positive_int(name: str, value: Any, minimum: int = 1) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+        positive_int("n_samples", n_samples)
+        positive_int("n_steps", n_steps)
+        positive_int("n_epochs", n_epochs)
+        positive_int("batch_size", batch_size, 2 if normalize_advantage else 1)
+        if not callable(clip_range) and not clip_range > 0:
+            raise ValueError(f"clip_range must be > 0, got {clip_range}.")
+        if ent_coef != 0:
+            raise ValueError(
+                f"ent_coef={ent_coef}: a flow policy has no closed-form entropy, so FPO has no entropy bonus. Set ent_coef=0."
+            )
+        if not 0.0 <= tau_min < tau_max <= 1.0:
+            raise ValueError(f"Need 0 <= tau_min < tau_max <= 1, got tau_min={tau_min}, tau_max={tau_max}.")
+        if cfm_loss_clamp is not None and not cfm_loss_clamp > 0:
+            raise ValueError(f"cfm_loss_clamp must be > 0 or None, got {cfm_loss_clamp}.")
+
+    @staticmethod
+    def _parse_log_ratio_clamp(value: LogRatioClamp) -> tuple[float | None, float | None]:
+        if value is None:
+            return (None, None)
+        if isinstance(value, (int, float)):
+            if not value > 0:
+                raise ValueError(f"log_ratio_clamp must be > 0, got {value}.")
+            return (-float(value), float(value))
+        low, high = value
+        if low is not None and high is not None and not low < high:
+            raise ValueError(f"log_ratio_clamp needs low < high, got {value}.")
+        if (low is not None and low >= 0) or (high is not None and high <= 0):
+            raise ValueError(f"log_ratio_clamp must contain 0 (the ratio of an unchanged policy), got {value}.")
+        return (low, high)
+
+    def _check_policy_class(self) -> None:
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, FlowPolicy)):
+            raise ValueError(
+                f"FPO needs a FlowPolicy ('MlpPolicy', 'CnnPolicy', 'MultiInputPolicy' or a subclass of "
+                f"sb3_fpo.FlowPolicy), got {self.policy_class}. A file saved by another algorithm (e.g. PPO) "
+                "must be loaded with that algorithm's class."
+            )
+
+    def _setup_model(self) -> None:
+        self._check_policy_class()
+        if self.rollout_buffer_class is None:
+            is_dict = isinstance(self.observation_space, spaces.Dict)
+            self.rollout_buffer_class = FlowDictRolloutBuffer if is_dict else FlowRolloutBuffer
+        elif not issubclass(self.rollout_buffer_class, _FlowSamplesMixin):
+            raise ValueError(
+                "rollout_buffer_class must subclass FlowRolloutBuffer or FlowDictRolloutBuffer, "
+                f"got {self.rollout_buffer_class}."
+            )
+        super()._setup_model()
+
+    def _check_rollout_finite(self) -> None:
+        buffer = self.rollout_buffer
+        observations = buffer.observations
+        items = observations.items() if isinstance(observations, dict) else [("", observations)]
+        for key, array in items:
+            if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+                where = f" (key {key!r})" if key else ""
+                raise ValueError(
+                    f"The rollout contains NaN or inf observations{where}. Fix the environment, or wrap it with "
+                    "stable_baselines3.common.vec_env.VecCheckNan to find the step that produces them."
+                )
+        if not np.isfinite(buffer.rewards).all():
+            raise ValueError(
+                "The rollout contains NaN or inf rewards (or a non-finite value bootstrap at a time limit). Fix the "
+                "environment, or wrap it with stable_baselines3.common.vec_env.VecCheckNan to find the step."
+            )
+
+    # ------------------------------------------------------------------ FPO
+
+    def _store_flow_samples(self) -> None:
+        """Draw N (tau, eps) pairs per transition and compute their CFM losses with the rollout's parameters."""
+        buffer = self.rollout_buffer
+        n_steps, n_envs = buffer.buffer_size, buffer.n_envs
+        n_total = n_steps * n_envs
+        action_dim = self.policy.action_dim
+        tau = sample_tau(
+            (n_total, self.n_samples, 1),
+            self.tau_sampling,
+            self.tau_min,
+            self.tau_max,
+            grid_steps=self.policy.flow_steps,
+            device=self.device,
+        )
+        eps = th.randn((n_total, self.n_samples, action_dim), device=self.device)
+        # Time-major flat views of the (not yet flattened) buffer: row t * n_envs + e
+        if isinstance(buffer.observations, dict):
+            observations: Any = {k: v.reshape(n_total, *v.shape[2:]) for k, v in buffer.observations.items()}
+        else:
+            observations = buffer.observations.reshape(n_total, *buffer.observations.shape[2:])
+        actions = buffer.actions.reshape(n_total, action_dim)
+
+        chunk = max(1, _OLD_CFM_CHUNK_ROWS // self.n_samples)
+        old_cfm = []
+        with th.no_grad():
+            for start in range(0, n_total, chunk):
+                rows = slice(start, start + chunk)
+                if isinstance(observations, dict):
+                    obs_chunk: Any = {k: buffer.to_torch(v[rows]) for k, v in observations.items()}
+                else:
+                    obs_chunk = buffer.to_torch(observations[rows])
+                act_chunk = buffer.to_torch(actions[rows].astype(np.float32, copy=False))
+                old_cfm.append(self.policy.cfm_losses(obs_chunk, act_chunk, tau[rows], eps[rows]))
+
+        def unflatten(x: th.Tensor) -> np.ndarray:
+            return x.cpu().numpy().reshape(n_steps, n_envs, *x.shape[1:])
+
+        buffer.set_flow_samples(unflatten(tau), unflatten(eps), unflatten(th.cat(old_cfm)))
+
+    def train(self) -> None:
+        """
+        Update policy using the currently gathered rollout buffer.
+
+        PPO's ``train()`` with the FPO ratio and trust region (copied rather than inherited because PPO computes
+        its ratio inline, with no hook to replace it).
+        """
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+
+        self._check_rollout_finite()
+        self._store_flow_samples()
+        low, high = self.log_ratio_clamp
+        log_ratio_clamped = low is not None or high is not None
+
+        pg_losses: list[float] = []
+        value_losses: list[float] = []
+        approx_kl_divs: list[float] = []
+        # Per-minibatch statistics, kept on the device and read once at the end
+        stats: list[th.Tensor] = []
+
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            for rollout_data in self.rollout_buffer.get(self.batch_size):
+                values, neg_cfm, _ = self.policy.evaluate_actions(
+                    rollout_data.observations, rollout_data.actions, rollout_data.tau, rollout_data.eps
+                )
+                values = values.flatten()
+                raw_cfm = -neg_cfm
+                new_cfm = clamp_cfm(raw_cfm, self.cfm_loss_clamp)
+                old_cfm = clamp_cfm(rollout_data.old_cfm, self.cfm_loss_clamp)
+
+                advantages = rollout_data.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                # FPO ratio: exp(L_old - L_new), exactly 1 on the first minibatch of an update
+                raw_log_ratio = fpo_log_ratio(old_cfm, new_cfm, self.ratio_mode)
+                log_ratio = clamp_log_ratio(raw_log_ratio, low, high, self.log_ratio_straight_through)
+                ratio = th.exp(log_ratio)
+                policy_loss = -surrogate_objective(ratio, advantages, clip_range, self.trust_region).mean()
+
+                if self.clip_range_vf is None:
+                    values_pred = values
+                else:
+                    values_pred = rollout_data.old_values + th.clamp(
+                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    )
+                value_loss = F.mse_loss(rollout_data.returns, values_pred)
+                loss = policy_loss + self.vf_coef * value_loss
+
+                if not th.isfinite(loss):
+                    raise ValueError(
+                        f"The FPO loss became non-finite (policy {policy_loss.item()}, value {value_loss.item()}) at "
+                        f"update {self._n_updates}. Lower learning_rate, or guard the ratio with cfm_loss_clamp / "
+                        "log_ratio_clamp (FPO++: 20 and (None, 10)); check the rewards' scale (VecNormalize)."
+                    )
+                pg_losses.append(policy_loss.item())
+                value_losses.append(value_loss.item())
+
+                with th.no_grad():
+                    approx_kl_div = kl_proxy(log_ratio).item()
+                    approx_kl_divs.append(approx_kl_div)
+                    cfm_clamp_frac = raw_cfm.new_zeros(())
+                    if self.cfm_loss_clamp is not None:
+                        cfm_clamp_frac = (raw_cfm > self.cfm_loss_clamp).float().mean()
+                    stats.append(
+                        th.stack(
+                            [
+                                ratio.min(),
+                                ratio.mean(),
+                                ratio.max(),
+                                ((ratio - 1).abs() > clip_range).float().mean(),
+                                raw_cfm.mean(),
+                                cfm_clamp_frac,
+                                (raw_log_ratio != log_ratio).float().mean(),
+                            ]
+                        )
+                    )
+
+                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl proxy: {approx_kl_div:.2f}")
+                    break
+
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+
+            self._n_updates += 1
+            if not continue_training:
+                break
+
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        stat = th.stack(stats).cpu().numpy()
+
+        self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
+        self.logger.record("train/value_loss", np.mean(value_losses))
+        self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", float(stat[:, 3].mean()))
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/cfm_loss", float(stat[:, 4].mean()))
+        self.logger.record("train/ratio_min", float(stat[:, 0].min()))
+        self.logger.record("train/ratio_mean", float(stat[:, 1].mean()))
+        self.logger.record("train/ratio_max", float(stat[:, 2].max()))
+        if self.cfm_loss_clamp is not None:
+            self.logger.record("train/cfm_clamp_fraction", float(stat[:, 5].mean()))
+        if log_ratio_clamped:
+            self.logger.record("train/log_ratio_clamp_fraction", float(stat[:, 6].mean()))
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if self.clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    # ------------------------------------------------------------------ persistence
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfFPO],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfFPO:
+        """Load an FPO model (see ``BaseAlgorithm.load``); unreadable or foreign files raise ``ValueError``."""
+        try:
+            return super().load(
+                path,
+                env=env,
+                device=device,
+                custom_objects=custom_objects,
+                print_system_info=print_system_info,
+                force_reset=force_reset,
+                **kwargs,
+            )
+        except FileNotFoundError:
+            raise
+        except ValueError as error:
+            if "FlowPolicy" in str(error):
+                raise
+            raise ValueError(f"Could not load an FPO model from {path!r}: {error}") from error
+        except (zipfile.BadZipFile, KeyError, RuntimeError, EOFError, TypeError, AttributeError) as error:
+            raise ValueError(
+                f"Could not load an FPO model from {path!r}: the file is corrupted or was not written by "
+                f"FPO.save() ({type(error).__name__}: {error})."
+            ) from error

@@ -1,0 +1,403 @@
+"""Flow-matching actor-critic policies for FPO (drop-in for SB3's ``ActorCriticPolicy``)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from functools import partial
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_fpo.flow import (
+    CfmReduction,
+    IntegrationMethod,
+    NoiseMode,
+    cfm_loss,
+    check_choice,
+    initial_noise,
+    integrate,
+    interpolate,
+    time_embedding,
+)
+
+
+class VelocityNet(nn.Module):
+    """
+    MLP ``v(latent, x_tau, emb(tau))`` that predicts the flow velocity.
+
+    Mathematically it is an MLP on ``concat(latent, x_tau, emb(tau))``. The first layer is kept as three
+    linear maps (one per input block, initialised as the single concatenated layer would be), so that the
+    observation term ``W_latent @ latent + b`` is computed once per observation and reused by every
+    integration step and every (tau, eps) sample.
+
+    :param latent_dim: size of the actor latent (features after the ``pi`` branch of ``net_arch``)
+    :param action_dim: number of action dimensions D
+    :param time_embed_dim: size of the sinusoidal time embedding (even)
+    :param net_arch: hidden layer sizes (at least one)
+    :param activation_fn: activation between hidden layers
+    :param output_scale: the network output is multiplied by this constant (FPO paper: 0.25)
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        time_embed_dim: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module],
+        output_scale: float,
+    ) -> None:
+        super().__init__()
+        self.time_embed_dim = time_embed_dim
+        self.output_scale = output_scale
+        hidden = list(net_arch)
+        self.latent_proj = nn.Linear(latent_dim, hidden[0])
+        self.x_proj = nn.Linear(action_dim, hidden[0], bias=False)
+        self.time_proj = nn.Linear(time_embed_dim, hidden[0], bias=False)
+        # Same init as nn.Linear(latent_dim + action_dim + time_embed_dim, hidden[0])
+        bound = 1.0 / math.sqrt(latent_dim + action_dim + time_embed_dim)
+        for param in (self.latent_proj.weight, self.latent_proj.bias, self.x_proj.weight, self.time_proj.weight):
+            nn.init.uniform_(param, -bound, bound)
+        layers: list[nn.Module] = [activation_fn()]
+        for n_in, n_out in itertools.pairwise(hidden):
+            layers += [nn.Linear(n_in, n_out), activation_fn()]
+        layers.append(nn.Linear(hidden[-1], action_dim))
+        self.trunk = nn.Sequential(*layers)
+
+    def condition(self, latent: th.Tensor) -> th.Tensor:
+        """Observation part of the first layer, shape ``(B, H)``; pass it to :meth:`forward`."""
+        return self.latent_proj(latent)
+
+    def time_term(self, tau: th.Tensor) -> th.Tensor:
+        """Time part of the first layer for flow times ``tau`` of shape ``(..., 1)``."""
+        return self.time_proj(time_embedding(tau, self.time_embed_dim))
+
+    def forward(self, cond: th.Tensor, x: th.Tensor, time_term: th.Tensor) -> th.Tensor:
+        """Velocity from the precomputed condition, the noised action and the precomputed time term."""
+        return self.output_scale * self.trunk(cond + self.x_proj(x) + time_term)
+
+
+class FlowPolicy(ActorCriticPolicy):
+    """
+    Actor-critic policy whose actor is a flow-matching (velocity) network.
+
+    Actions are sampled by integrating the velocity field from noise (tau = 0) to the action (tau = 1).
+    The critic is SB3's: the ``vf`` branch of ``net_arch`` followed by ``value_net``.
+    There is no closed-form likelihood: :meth:`evaluate_actions` returns per-sample conditional
+    flow-matching losses, negated, as FPO's log-likelihood surrogate.
+
+    :param observation_space: Observation space
+    :param action_space: Action space (must be a ``gymnasium.spaces.Box``)
+    :param lr_schedule: Learning rate schedule (could be constant)
+    :param net_arch: SB3 ``net_arch``: ``pi`` is an observation encoder in front of the velocity network,
+        ``vf`` the critic. Default ``dict(pi=[], vf=[64, 64])`` (``[]`` for the CNN policy).
+    :param activation_fn: Activation of the ``net_arch`` layers (SB3 default ``nn.Tanh``)
+    :param ortho_init: Orthogonal initialisation of the feature extractor, ``net_arch`` and value head (as SB3)
+    :param features_extractor_class: Features extractor to use.
+    :param features_extractor_kwargs: Keyword arguments to pass to the features extractor.
+    :param share_features_extractor: If True, the features extractor is shared between the actor and the critic
+    :param normalize_images: Whether to normalize images or not, dividing by 255.0 (True by default)
+    :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
+    :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
+    :param velocity_net_arch: Hidden sizes of the velocity MLP (FPO paper: ``[32, 32, 32, 32]``)
+    :param velocity_activation_fn: Activation of the velocity MLP (FPO paper: SiLU)
+    :param time_embed_dim: Size of the sinusoidal flow-time embedding (FPO paper: 8)
+    :param output_scale: Constant multiplying the velocity network output (FPO paper: 0.25)
+    :param flow_steps: Integration steps used to act during training rollouts (FPO paper: 10)
+    :param flow_method: Integrator for training rollouts: ``euler`` (paper), ``midpoint`` or ``heun``
+    :param eval_flow_steps: Integration steps for :meth:`predict`; ``None`` = ``flow_steps``
+    :param eval_flow_method: Integrator for :meth:`predict`; ``None`` = ``flow_method``
+    :param deterministic_noise: Starting noise of ``predict(deterministic=True)``: ``zero`` (FPO++ zero-sampling,
+        default), ``fixed`` (one fixed N(0, I) draw, seeded by ``noise_seed``) or ``random`` (fresh noise, i.e.
+        the same as ``deterministic=False``). ``predict(deterministic=False)`` always uses fresh noise.
+    :param noise_seed: Seed of the ``fixed`` noise mode
+    :param cfm_reduction: Reduction of the squared velocity error over action dimensions: ``mean`` (FPO),
+        ``sum_sqrt_d`` (FPO++) or ``sum``
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        velocity_net_arch: list[int] | None = None,
+        velocity_activation_fn: type[nn.Module] = nn.SiLU,
+        time_embed_dim: int = 8,
+        output_scale: float = 0.25,
+        flow_steps: int = 10,
+        flow_method: IntegrationMethod = "euler",
+        eval_flow_steps: int | None = None,
+        eval_flow_method: IntegrationMethod | None = None,
+        deterministic_noise: NoiseMode = "zero",
+        noise_seed: int = 0,
+        cfm_reduction: CfmReduction = "mean",
+    ):
+        if not isinstance(action_space, spaces.Box):
+            raise ValueError(
+                f"FlowPolicy needs a continuous gymnasium.spaces.Box action space, got {action_space}. "
+                "For discrete actions use SB3's PPO."
+            )
+        if use_sde or squash_output:
+            raise ValueError(
+                "FlowPolicy does not support gSDE (use_sde / squash_output): exploration comes from the flow noise."
+            )
+        velocity_net_arch = [32, 32, 32, 32] if velocity_net_arch is None else list(velocity_net_arch)
+        if len(velocity_net_arch) == 0 or min(velocity_net_arch) < 1:
+            raise ValueError(f"velocity_net_arch must list at least one positive layer size, got {velocity_net_arch}.")
+        if time_embed_dim < 2 or time_embed_dim % 2:
+            raise ValueError(f"time_embed_dim must be a positive even number, got {time_embed_dim}.")
+        for name, steps in (("flow_steps", flow_steps), ("eval_flow_steps", eval_flow_steps)):
+            if steps is not None and (not isinstance(steps, int) or steps < 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {steps!r}.")
+        if not output_scale > 0:
+            raise ValueError(f"output_scale must be > 0, got {output_scale}.")
+        check_choice("flow_method", flow_method, IntegrationMethod)
+        if eval_flow_method is not None:
+            check_choice("eval_flow_method", eval_flow_method, IntegrationMethod)
+        check_choice("deterministic_noise", deterministic_noise, NoiseMode)
+        check_choice("cfm_reduction", cfm_reduction, CfmReduction)
+        if net_arch is None and features_extractor_class is not NatureCNN:
+            net_arch = dict(pi=[], vf=[64, 64])
+
+        # Must be set before super().__init__(), which calls self._build()
+        self.velocity_net_arch = velocity_net_arch
+        self.velocity_activation_fn = velocity_activation_fn
+        self.time_embed_dim = time_embed_dim
+        self.output_scale = output_scale
+        self.flow_steps = flow_steps
+        self.flow_method: IntegrationMethod = flow_method
+        self.eval_flow_steps = eval_flow_steps
+        self.eval_flow_method = eval_flow_method
+        self.deterministic_noise: NoiseMode = deterministic_noise
+        self.noise_seed = noise_seed
+        self.cfm_reduction: CfmReduction = cfm_reduction
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            ortho_init=ortho_init,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=share_features_extractor,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+        )
+
+    @property
+    def action_dim(self) -> int:
+        return math.prod(self.action_space.shape)  # type: ignore[arg-type]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for unused in ("use_sde", "log_std_init", "squash_output", "full_std", "use_expln"):
+            data.pop(unused, None)
+        data.update(
+            dict(
+                share_features_extractor=self.share_features_extractor,
+                normalize_images=self.normalize_images,
+                velocity_net_arch=self.velocity_net_arch,
+                velocity_activation_fn=self.velocity_activation_fn,
+                time_embed_dim=self.time_embed_dim,
+                output_scale=self.output_scale,
+                flow_steps=self.flow_steps,
+                flow_method=self.flow_method,
+                eval_flow_steps=self.eval_flow_steps,
+                eval_flow_method=self.eval_flow_method,
+                deterministic_noise=self.deterministic_noise,
+                noise_seed=self.noise_seed,
+                cfm_reduction=self.cfm_reduction,
+            )
+        )
+        return data
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # Replaces ActorCriticPolicy._build: a velocity network instead of action_net/log_std.
+        # The orthogonal-init gains are SB3's for the modules the two policies share.
+        self._build_mlp_extractor()
+        self.velocity_net = VelocityNet(
+            self.mlp_extractor.latent_dim_pi,
+            self.action_dim,
+            self.time_embed_dim,
+            self.velocity_net_arch,
+            self.velocity_activation_fn,
+            self.output_scale,
+        )
+        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        if self.ortho_init:
+            module_gains: dict[nn.Module, float] = {self.mlp_extractor: math.sqrt(2), self.value_net: 1.0}
+            if self.share_features_extractor:
+                module_gains[self.features_extractor] = math.sqrt(2)
+            else:
+                module_gains[self.pi_features_extractor] = math.sqrt(2)
+                module_gains[self.vf_features_extractor] = math.sqrt(2)
+            for module, gain in module_gains.items():
+                module.apply(partial(self.init_weights, gain=gain))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    # ------------------------------------------------------------------ latents
+
+    def _actor_latent(self, obs: PyTorchObs) -> th.Tensor:
+        features = BaseModel.extract_features(self, obs, self.pi_features_extractor)
+        return self.mlp_extractor.forward_actor(features)
+
+    def _latents(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            return self.mlp_extractor(features)
+        pi_features, vf_features = features
+        return self.mlp_extractor.forward_actor(pi_features), self.mlp_extractor.forward_critic(vf_features)
+
+    # ------------------------------------------------------------------ sampling
+
+    def _integrate(self, latent_pi: th.Tensor, noise: NoiseMode, n_steps: int, method: IntegrationMethod) -> th.Tensor:
+        cond = self.velocity_net.condition(latent_pi)
+        x0 = initial_noise((latent_pi.shape[0], self.action_dim), noise, device=latent_pi.device, seed=self.noise_seed)
+
+        def velocity(x: th.Tensor, tau: float) -> th.Tensor:
+            tau_tensor = th.full((1, 1), tau, device=x.device, dtype=x.dtype)
+            return self.velocity_net(cond, x, self.velocity_net.time_term(tau_tensor))
+
+        return integrate(velocity, x0, n_steps, method)
+
+    def sample_actions(
+        self,
+        obs: PyTorchObs,
+        noise: NoiseMode = "random",
+        n_steps: int | None = None,
+        method: IntegrationMethod | None = None,
+    ) -> th.Tensor:
+        """
+        Raw (unclipped) actions for a batch of observations, shape ``(B, *action_shape)``.
+
+        :param noise: starting noise: ``random``, ``zero`` or ``fixed`` (see ``deterministic_noise``)
+        :param n_steps: integration steps (default: ``eval_flow_steps``, else ``flow_steps``)
+        :param method: integrator (default: ``eval_flow_method``, else ``flow_method``)
+        """
+        n_steps = n_steps or self.eval_flow_steps or self.flow_steps
+        method = method or self.eval_flow_method or self.flow_method
+        actions = self._integrate(self._actor_latent(obs), noise, n_steps, method)
+        return actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+
+    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        Act during training rollouts (SB3's ``collect_rollouts`` calls this).
+
+        :return: raw action, value and a placeholder log-probability of zeros (FPO computes its old
+            CFM losses for the whole buffer at the start of ``train()``)
+        """
+        latent_pi, latent_vf = self._latents(obs)
+        values = self.value_net(latent_vf)
+        noise: NoiseMode = self.deterministic_noise if deterministic else "random"
+        actions = self._integrate(latent_pi, noise, self.flow_steps, self.flow_method)
+        placeholder_log_prob = th.zeros(actions.shape[0], device=actions.device)
+        return actions.reshape((-1, *self.action_space.shape)), values, placeholder_log_prob  # type: ignore[misc]
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        noise: NoiseMode = self.deterministic_noise if deterministic else "random"
+        return self.sample_actions(observation, noise)
+
+    def get_distribution(self, obs: PyTorchObs) -> Any:
+        raise NotImplementedError(
+            "A flow policy has no closed-form action distribution: use sample_actions() to draw actions "
+            "and evaluate_actions() for the CFM-loss surrogate of the log-likelihood."
+        )
+
+    # ------------------------------------------------------------------ CFM surrogate
+
+    def _cfm_from_latent(self, latent_pi: th.Tensor, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor) -> th.Tensor:
+        actions = actions.reshape(actions.shape[0], self.action_dim)
+        cond = self.velocity_net.condition(latent_pi).unsqueeze(-2)
+        velocity = self.velocity_net(cond, interpolate(actions, tau, eps), self.velocity_net.time_term(tau))
+        return cfm_loss(velocity, actions, eps, self.cfm_reduction)
+
+    def cfm_losses(self, obs: PyTorchObs, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor) -> th.Tensor:
+        """
+        Per-sample CFM losses of the actor alone (no critic pass).
+
+        :param actions: shape ``(B, D)`` (or ``(B, *action_shape)``)
+        :param tau: flow times, shape ``(B, N, 1)``
+        :param eps: noises, shape ``(B, N, D)``
+        :return: shape ``(B, N)``
+        """
+        return self._cfm_from_latent(self._actor_latent(obs), actions, tau, eps)
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: PyTorchObs, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, None]:
+        """
+        Values and the FPO log-likelihood surrogate of ``actions``.
+
+        :param actions: shape ``(B, D)``
+        :param tau: flow times, shape ``(B, N, 1)``
+        :param eps: noises, shape ``(B, N, D)``
+        :return: values ``(B, 1)``, negated per-sample CFM losses ``-l(tau_i, eps_i)`` of shape ``(B, N)``,
+            and ``None`` (no closed-form entropy)
+        """
+        latent_pi, latent_vf = self._latents(obs)
+        values = self.value_net(latent_vf)
+        return values, -self._cfm_from_latent(latent_pi, actions, tau, eps), None
+
+
+class FlowCnnPolicy(FlowPolicy):
+    """:class:`FlowPolicy` with SB3's ``NatureCNN`` features extractor (image observations)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
+class FlowMultiInputPolicy(FlowPolicy):
+    """:class:`FlowPolicy` with SB3's ``CombinedExtractor`` (``Dict`` observations)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
+MlpPolicy = FlowPolicy
+CnnPolicy = FlowCnnPolicy
+MultiInputPolicy = FlowMultiInputPolicy
