@@ -1,0 +1,293 @@
+"""Tests of the FPO algorithm on SB3: invariants of the ratio, options, logging, bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from conftest import SMALL, CorruptEnv, TargetEnv
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+
+import sb3_fpo.fpo as fpo_module
+from sb3_fpo import FPO, FlowPolicy
+from sb3_fpo.buffers import FlowRolloutBuffer
+
+MODES = [(r, t) for r in ("averaged", "per_sample") for t in ("ppo", "spo", "aspo")]
+
+
+def small_fpo(env=None, **kwargs) -> FPO:
+    params = copy.deepcopy(SMALL)
+    params.update(kwargs)
+    return FPO("MlpPolicy", env if env is not None else TargetEnv(), seed=0, **params)
+
+
+@pytest.mark.parametrize("ratio_mode, trust_region", MODES)
+def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region):
+    seen: list[th.Tensor] = []
+    original = fpo_module.surrogate_objective
+
+    def spy(ratio, advantages, clip_range, region):
+        seen.append(ratio.detach().clone())
+        return original(ratio, advantages, clip_range, region)
+
+    monkeypatch.setattr(fpo_module, "surrogate_objective", spy)
+    model = small_fpo(
+        ratio_mode=ratio_mode,
+        trust_region=trust_region,
+        cfm_loss_clamp=20.0,
+        log_ratio_clamp=(None, 10.0),
+        log_ratio_straight_through=True,
+    )
+    model.learn(2 * SMALL["n_steps"])
+    minibatches_per_update = SMALL["n_epochs"] * SMALL["n_steps"] // SMALL["batch_size"]
+    assert len(seen) == 2 * minibatches_per_update
+    expected_shape = (SMALL["batch_size"],) if ratio_mode == "averaged" else (SMALL["batch_size"], model.n_samples)
+    for update in range(2):
+        first = seen[update * minibatches_per_update]
+        assert first.shape == expected_shape
+        assert th.allclose(first, th.ones_like(first), atol=1e-6, rtol=0), (first - 1).abs().max()
+    # ... and the policy does move during an update
+    later = th.cat([r.flatten() for r in seen[1:minibatches_per_update]])
+    assert (later - 1).abs().max() > 1e-4
+
+
+def _minibatch_gradient(model: FPO, ratio_mode: str, trust_region: str) -> list[th.Tensor]:
+    model.ratio_mode, model.trust_region = ratio_mode, trust_region  # type: ignore[assignment]
+    data = next(model.rollout_buffer.get(batch_size=None))
+    _, neg_cfm, _ = model.policy.evaluate_actions(data.observations, data.actions, data.tau, data.eps)
+    log_ratio = fpo_module.fpo_log_ratio(data.old_cfm, -neg_cfm, ratio_mode)  # type: ignore[arg-type]
+    objective = fpo_module.surrogate_objective(th.exp(log_ratio), data.advantages, 0.05, trust_region)  # type: ignore[arg-type]
+    model.policy.zero_grad()
+    (-objective.mean()).backward()
+    return [p.grad.clone() if p.grad is not None else th.zeros_like(p) for p in model.policy.velocity_net.parameters()]
+
+
+def test_averaged_and_per_sample_same_gradient_on_fresh_data():
+    # At ratio 1 every mode's gradient is mean_b A_b * mean_i grad(-l_i): FPO and FPO++ agree on fresh data.
+    model = small_fpo()
+    model.learn(SMALL["n_steps"])  # one update, then collect a fresh rollout without training on it
+    model.collect_rollouts(model.env, model._init_callback(None), model.rollout_buffer, SMALL["n_steps"])  # type: ignore[arg-type]
+    model._store_flow_samples()
+    reference = _minibatch_gradient(model, "averaged", "ppo")
+    assert sum(g.abs().sum() for g in reference) > 0
+    for ratio_mode, trust_region in MODES[1:]:
+        grads = _minibatch_gradient(model, ratio_mode, trust_region)
+        for g_ref, g in zip(reference, grads):
+            assert th.allclose(g_ref, g, atol=1e-6, rtol=1e-4)
+
+
+def test_flow_samples_reused_across_epochs(monkeypatch):
+    # The same (tau, eps) pairs, old losses and their transitions come back every epoch.
+    batches = []
+    original_get = FlowRolloutBuffer.get
+
+    def recording_get(self, batch_size=None):
+        for data in original_get(self, batch_size):
+            batches.append(data)
+            yield data
+
+    monkeypatch.setattr(FlowRolloutBuffer, "get", recording_get)
+    model = small_fpo(n_epochs=2, batch_size=SMALL["n_steps"])
+    model.learn(SMALL["n_steps"])
+    assert len(batches) == 2
+    first, second = batches
+    order_1, order_2 = first.old_cfm[:, 0].argsort(), second.old_cfm[:, 0].argsort()
+    assert th.equal(first.tau[order_1], second.tau[order_2])
+    assert th.equal(first.eps[order_1], second.eps[order_2])
+    assert th.equal(first.actions[order_1], second.actions[order_2])
+    assert first.tau.shape == (SMALL["n_steps"], model.n_samples, 1)
+    assert first.eps.shape == (SMALL["n_steps"], model.n_samples, 2)
+
+
+def test_old_cfm_matches_policy_losses():
+    model = small_fpo(n_samples=3)
+    model.learn(SMALL["n_steps"])
+    model.collect_rollouts(model.env, model._init_callback(None), model.rollout_buffer, SMALL["n_steps"])  # type: ignore[arg-type]
+    model._store_flow_samples()
+    data = next(model.rollout_buffer.get(batch_size=None))
+    with th.no_grad():
+        losses = model.policy.cfm_losses(data.observations, data.actions, data.tau, data.eps)
+    assert th.allclose(losses, data.old_cfm, atol=1e-6)
+
+
+def read_progress(tmp_path) -> dict[str, np.ndarray]:
+    import csv
+
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {key: np.array([float(r[key]) if r[key] else np.nan for r in rows]) for key in rows[0]}
+
+
+def test_logs_ppo_keys_and_fpo_keys(tmp_path):
+    model = small_fpo(cfm_loss_clamp=1e-3, log_ratio_clamp=0.5)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(2 * SMALL["n_steps"])
+    log = read_progress(tmp_path)
+    for key in (
+        "train/policy_gradient_loss",
+        "train/value_loss",
+        "train/approx_kl",
+        "train/clip_fraction",
+        "train/loss",
+        "train/explained_variance",
+        "train/clip_range",
+        "train/cfm_loss",
+        "train/ratio_min",
+        "train/ratio_mean",
+        "train/ratio_max",
+        "train/cfm_clamp_fraction",
+        "train/log_ratio_clamp_fraction",
+        "rollout/ep_rew_mean",
+        "time/fps",
+    ):
+        assert key in log, key
+    # A clamp at 1e-3 catches almost every CFM loss; the ratio then stays at 1
+    assert log["train/cfm_clamp_fraction"][-1] > 0.9
+    assert log["train/ratio_max"][-1] == pytest.approx(1.0, abs=1e-3)
+    assert log["train/ratio_min"][-1] <= log["train/ratio_mean"][-1] <= log["train/ratio_max"][-1]
+
+
+def test_guards_not_logged_when_inactive(tmp_path):
+    model = small_fpo()
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(SMALL["n_steps"])
+    log = read_progress(tmp_path)
+    assert "train/cfm_clamp_fraction" not in log and "train/log_ratio_clamp_fraction" not in log
+
+
+def test_target_kl_stops_early_on_kl_proxy():
+    model = small_fpo(n_epochs=10, target_kl=1e-12, learning_rate=1e-2)
+    model.learn(SMALL["n_steps"])
+    assert model._n_updates < 10
+    full = small_fpo(n_epochs=10)
+    full.learn(SMALL["n_steps"])
+    assert full._n_updates == 10
+
+
+def test_tau_sampling_discrete_uses_rollout_grid():
+    model = small_fpo(tau_sampling="discrete", policy_kwargs=dict(velocity_net_arch=[8], flow_steps=4))
+    model.learn(SMALL["n_steps"])
+    assert th.allclose(th.as_tensor(np.unique(model.rollout_buffer.tau)), th.tensor([0.0, 0.25, 0.5, 0.75]))
+    uniform = small_fpo(tau_min=0.25, tau_max=0.5)
+    uniform.learn(SMALL["n_steps"])
+    assert uniform.rollout_buffer.tau.min() >= 0.25 and uniform.rollout_buffer.tau.max() <= 0.5
+
+
+@pytest.mark.parametrize("reduction, factor", [("sum", 2.0), ("sum_sqrt_d", 2.0 / np.sqrt(2.0))])
+def test_cfm_reduction_scales_loss(reduction, factor):
+    losses = {}
+    for name in ("mean", reduction):
+        model = small_fpo(policy_kwargs=dict(velocity_net_arch=[8], flow_steps=2, cfm_reduction=name))
+        model.learn(SMALL["n_steps"])
+        losses[name] = model.rollout_buffer.old_cfm
+    # Same seed: same first rollout and pairs, the reduction only rescales (D = 2)
+    np.testing.assert_allclose(losses[reduction], factor * losses["mean"], rtol=1e-5)
+
+
+def test_seeded_runs_identical():
+    params = []
+    for _ in range(2):
+        model = small_fpo(ratio_mode="per_sample", trust_region="aspo")
+        model.learn(2 * SMALL["n_steps"])
+        params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
+    assert th.equal(params[0], params[1])
+    other = FPO("MlpPolicy", TargetEnv(), seed=1, **copy.deepcopy(SMALL))
+    other.learn(2 * SMALL["n_steps"])
+    assert not th.equal(params[0], th.nn.utils.parameters_to_vector(other.policy.parameters()).detach())
+
+
+def test_vec_env_with_several_envs():
+    env = make_vec_env(TargetEnv, n_envs=3, seed=0)
+    model = FPO("MlpPolicy", env, n_steps=16, batch_size=24, n_epochs=1, seed=0, policy_kwargs=dict(flow_steps=2))
+    model.learn(3 * 16 * 2)
+    assert model.rollout_buffer.old_cfm.shape == (16 * 3, model.n_samples)
+    assert model.num_timesteps == 96
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_samples=0), "n_samples"),
+        (dict(n_samples=2.5), "n_samples"),
+        (dict(n_epochs=0), "n_epochs"),
+        (dict(batch_size=1), "batch_size"),
+        (dict(clip_range=0.0), "clip_range"),
+        (dict(ent_coef=0.01), "entropy"),
+        (dict(ratio_mode="mean"), "'averaged', 'per_sample'"),
+        (dict(trust_region="clip"), "'ppo', 'spo', 'aspo'"),
+        (dict(tau_sampling="beta"), "'uniform', 'discrete'"),
+        (dict(tau_min=0.5, tau_max=0.5), "tau_min"),
+        (dict(tau_max=1.5), "tau_max"),
+        (dict(cfm_loss_clamp=0.0), "cfm_loss_clamp"),
+        (dict(log_ratio_clamp=-1.0), "log_ratio_clamp"),
+        (dict(log_ratio_clamp=(1.0, 2.0)), "contain 0"),
+        (dict(policy_kwargs=dict(flow_steps=0)), "flow_steps"),
+        (dict(policy_kwargs=dict(eval_flow_steps=0)), "eval_flow_steps"),
+        (dict(policy_kwargs=dict(flow_method="rk4")), "'euler', 'midpoint', 'heun'"),
+        (dict(policy_kwargs=dict(eval_flow_method="rk4")), "eval_flow_method"),
+        (dict(policy_kwargs=dict(deterministic_noise="mean")), "'zero', 'random', 'fixed'"),
+        (dict(policy_kwargs=dict(cfm_reduction="max")), "cfm_reduction"),
+        (dict(policy_kwargs=dict(time_embed_dim=5)), "time_embed_dim"),
+        (dict(policy_kwargs=dict(velocity_net_arch=[])), "velocity_net_arch"),
+    ],
+)
+def test_bad_hyperparameters_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FPO("MlpPolicy", TargetEnv(), **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1"])
+def test_non_box_action_space_rejected(env_id):
+    with pytest.raises(ValueError, match="Box action space"):
+        FPO("MlpPolicy", env_id)
+    with pytest.raises(ValueError, match="Box action space"):
+        FPO("MlpPolicy", gym.make(env_id))
+
+
+def test_impossible_rollout_size():
+    with pytest.raises(ValueError, match="n_steps \\* n_envs"):
+        FPO("MlpPolicy", TargetEnv(), n_steps=1)
+
+
+def test_wrong_policy_class_rejected():
+    with pytest.raises(ValueError, match="FlowPolicy"):
+        FPO(PPO.policy_aliases["MlpPolicy"], TargetEnv())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("what, match", [("obs", "NaN or inf observations"), ("reward", "NaN or inf rewards")])
+def test_nan_in_rollout_raises_before_update(what, match):
+    model = small_fpo(env=CorruptEnv(what))
+    before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
+    with pytest.raises(ValueError, match=match):
+        model.learn(SMALL["n_steps"])
+    assert th.equal(before, th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
+
+
+def test_non_finite_loss_raises(monkeypatch):
+    model = small_fpo()
+    monkeypatch.setattr(fpo_module, "kl_proxy", lambda lr: lr.mean())
+    original = fpo_module.surrogate_objective
+    monkeypatch.setattr(fpo_module, "surrogate_objective", lambda *a: original(*a) * float("nan"))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.learn(SMALL["n_steps"])
+
+
+def test_flow_policy_rejects_gsde():
+    env = TargetEnv()
+    with pytest.raises(ValueError, match="gSDE"):
+        FlowPolicy(env.observation_space, env.action_space, lambda _: 1e-3, use_sde=True)
+
+
+def test_flow_policy_is_an_actor_critic_policy():
+    model = small_fpo()
+    assert isinstance(model.policy, FlowPolicy)
+    with pytest.raises(NotImplementedError, match="closed-form"):
+        model.policy.get_distribution(th.zeros(1, 2))

@@ -1,0 +1,222 @@
+"""FlowPolicy: sampling, save/load for every policy alias, and SB3 tooling around FPO."""
+
+from __future__ import annotations
+
+import copy
+import zipfile
+
+import numpy as np
+import pytest
+import torch as th
+from conftest import SMALL, TargetEnv
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
+
+from sb3_fpo import FPO, FlowCnnPolicy, FlowMultiInputPolicy, FlowPolicy
+from sb3_fpo.policies import VelocityNet
+
+POLICY_ENVS = {
+    "MlpPolicy": (FlowPolicy, lambda: TargetEnv()),
+    "CnnPolicy": (FlowCnnPolicy, lambda: FakeImageEnv(action_dim=2, screen_height=36, screen_width=36, discrete=False)),
+    "MultiInputPolicy": (FlowMultiInputPolicy, lambda: SimpleMultiObsEnv(discrete_actions=False)),
+}
+
+
+def make_model(policy: str, **kwargs) -> FPO:
+    params = copy.deepcopy(SMALL)
+    params.update(kwargs)
+    return FPO(policy, POLICY_ENVS[policy][1](), seed=0, **params)
+
+
+def observations(model: FPO, n: int = 4):
+    env = model.get_env()
+    assert env is not None
+    obs = env.reset()
+    if isinstance(obs, dict):
+        return {k: np.repeat(v, n, axis=0) for k, v in obs.items()}
+    return np.repeat(obs, n, axis=0)
+
+
+@pytest.mark.parametrize("policy", list(POLICY_ENVS))
+def test_save_load_identical_deterministic_actions(tmp_path, policy):
+    model = make_model(policy)
+    model.learn(SMALL["n_steps"])
+    obs = observations(model)
+    action, _ = model.predict(obs, deterministic=True)
+    again, _ = model.predict(obs, deterministic=True)
+    assert np.array_equal(action, again)  # zero-sampling is bit-repeatable
+
+    model.save(tmp_path / "model")
+    loaded = FPO.load(tmp_path / "model", env=POLICY_ENVS[policy][1]())
+    assert isinstance(loaded.policy, POLICY_ENVS[policy][0])
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], action)
+    for name in ("n_samples", "ratio_mode", "trust_region", "clip_range", "tau_sampling"):
+        assert getattr(loaded, name) == getattr(model, name) or name == "clip_range"
+
+    model.policy.save(tmp_path / "policy.pth")
+    policy_only = POLICY_ENVS[policy][0].load(tmp_path / "policy.pth")
+    assert policy_only.flow_steps == model.policy.flow_steps
+    assert np.array_equal(policy_only.predict(obs, deterministic=True)[0], action)
+
+    # Training goes on after loading
+    loaded.learn(SMALL["n_steps"], reset_num_timesteps=False)
+    assert loaded.num_timesteps == 2 * SMALL["n_steps"]
+
+
+def test_constructor_parameters_round_trip(tmp_path):
+    kwargs = dict(
+        net_arch=dict(pi=[8], vf=[16]),
+        velocity_net_arch=[12, 6],
+        velocity_activation_fn=th.nn.ReLU,
+        time_embed_dim=4,
+        output_scale=0.5,
+        flow_steps=3,
+        flow_method="heun",
+        eval_flow_steps=5,
+        eval_flow_method="midpoint",
+        deterministic_noise="fixed",
+        noise_seed=3,
+        cfm_reduction="sum_sqrt_d",
+        share_features_extractor=False,
+    )
+    model = FPO("MlpPolicy", TargetEnv(), policy_kwargs=kwargs, n_steps=16, batch_size=16, seed=0)
+    model.policy.save(tmp_path / "p.pth")
+    loaded = FlowPolicy.load(tmp_path / "p.pth")
+    for key, value in kwargs.items():
+        assert getattr(loaded, key) == value, key
+    obs = np.zeros((2, 2), dtype=np.float32)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_noise_modes_of_predict():
+    model = make_model("MlpPolicy", policy_kwargs=dict(flow_steps=2, output_scale=1.0))
+    obs = np.random.default_rng(0).uniform(-1, 1, (64, 2)).astype(np.float32)
+    zero = model.predict(obs, deterministic=True)[0]
+    th.manual_seed(0)
+    s1 = model.predict(obs, deterministic=False)[0]
+    s2 = model.predict(obs, deterministic=False)[0]
+    assert not np.array_equal(s1, s2)
+    assert not np.array_equal(zero, s1)
+
+    model.policy.deterministic_noise = "fixed"
+    fixed = model.predict(obs, deterministic=True)[0]
+    assert np.array_equal(fixed, model.predict(obs, deterministic=True)[0])
+    assert not np.array_equal(fixed, zero)
+    model.policy.deterministic_noise = "random"
+    assert not np.array_equal(model.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_zero_sampling_with_untrained_net_matches_manual_euler():
+    model = make_model("MlpPolicy", policy_kwargs=dict(velocity_net_arch=[8], flow_steps=3))
+    policy = model.policy
+    obs = th.tensor([[0.2, -0.4]])
+    with th.no_grad():
+        latent = policy._actor_latent(obs)
+        x = th.zeros(1, 2)
+        for k in range(3):
+            tau = th.full((1, 1), k / 3)
+            inp = th.cat(
+                [
+                    latent,
+                    x,
+                    th.cat([th.cos(tau * th.tensor([1.0, 2.0, 4.0, 8.0])), th.sin(tau * th.tensor([1.0, 2.0, 4.0, 8.0]))], -1),
+                ],
+                -1,
+            )
+            net = policy.velocity_net
+            weight = th.cat([net.latent_proj.weight, net.x_proj.weight, net.time_proj.weight], dim=1)
+            x = x + (1 / 3) * net.output_scale * net.trunk(inp @ weight.T + net.latent_proj.bias)
+        sampled = policy.sample_actions(obs, noise="zero", n_steps=3, method="euler")
+    assert th.allclose(sampled, x, atol=1e-6)
+
+
+def test_eval_sampler_is_separate_from_rollout_sampler():
+    model = make_model(
+        "MlpPolicy", policy_kwargs=dict(flow_steps=2, eval_flow_steps=7, eval_flow_method="heun", output_scale=1.0)
+    )
+    policy = model.policy
+    obs = th.tensor([[0.3, 0.1]])
+    with th.no_grad():
+        predicted = policy._predict(obs, deterministic=True)
+        assert th.equal(predicted, policy.sample_actions(obs, noise="zero", n_steps=7, method="heun"))
+        assert not th.allclose(predicted, policy.sample_actions(obs, noise="zero", n_steps=2, method="euler"))
+        rollout_action, value, log_prob = policy(obs, deterministic=True)
+        assert th.equal(rollout_action, policy.sample_actions(obs, noise="zero", n_steps=2, method="euler"))
+        assert value.shape == (1, 1) and th.equal(log_prob, th.zeros(1))
+
+
+def test_actions_are_raw_and_clipped_only_by_sb3():
+    model = make_model("MlpPolicy", policy_kwargs=dict(output_scale=50.0, flow_steps=2))
+    obs = np.ones((32, 2), dtype=np.float32)
+    raw = model.policy.sample_actions(th.as_tensor(obs))
+    assert raw.abs().max() > 1.0  # unbounded flow output
+    clipped, _ = model.predict(obs)
+    assert np.abs(clipped).max() <= 1.0
+
+
+def test_evaluate_actions_shapes_and_sign():
+    model = make_model("MlpPolicy")
+    obs, actions = th.zeros(5, 2), th.zeros(5, 2)
+    tau, eps = th.rand(5, 3, 1), th.randn(5, 3, 2)
+    values, neg_cfm, entropy = model.policy.evaluate_actions(obs, actions, tau, eps)
+    assert values.shape == (5, 1) and neg_cfm.shape == (5, 3) and entropy is None
+    assert (neg_cfm <= 0).all()
+    assert th.allclose(-neg_cfm, model.policy.cfm_losses(obs, actions, tau, eps))
+
+
+def test_velocity_net_equals_concatenated_linear():
+    th.manual_seed(0)
+    net = VelocityNet(latent_dim=3, action_dim=2, time_embed_dim=4, net_arch=[5], activation_fn=th.nn.SiLU, output_scale=0.25)
+    latent, x, tau = th.randn(6, 3), th.randn(6, 2), th.rand(6, 1)
+    out = net(net.condition(latent), x, net.time_term(tau))
+    weight = th.cat([net.latent_proj.weight, net.x_proj.weight, net.time_proj.weight], dim=1)
+    emb = th.cat([th.cos(tau * th.tensor([1.0, 2.0])), th.sin(tau * th.tensor([1.0, 2.0]))], -1)
+    manual = 0.25 * net.trunk(th.cat([latent, x, emb], -1) @ weight.T + net.latent_proj.bias)
+    assert th.allclose(out, manual, atol=1e-6)
+
+
+def test_loading_a_ppo_file_is_a_clear_error(tmp_path):
+    PPO("MlpPolicy", TargetEnv(), n_steps=16, batch_size=16).save(tmp_path / "ppo")
+    with pytest.raises(ValueError, match="saved by another algorithm"):
+        FPO.load(tmp_path / "ppo")
+
+
+def test_loading_a_corrupted_file_is_a_clear_error(tmp_path):
+    make_model("MlpPolicy").save(tmp_path / "model")
+    data = (tmp_path / "model.zip").read_bytes()
+    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="Could not load an FPO model"):
+        FPO.load(tmp_path / "truncated.zip")
+    (tmp_path / "garbage.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="Could not load an FPO model"):
+        FPO.load(tmp_path / "garbage.zip")
+    # A zip whose parameters are damaged
+    with zipfile.ZipFile(tmp_path / "model.zip") as src, zipfile.ZipFile(tmp_path / "bad_params.zip", "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, b"\x00garbage" if item.filename == "policy.pth" else src.read(item.filename))
+    with pytest.raises(ValueError, match="Could not load an FPO model"):
+        FPO.load(tmp_path / "bad_params.zip")
+    with pytest.raises(FileNotFoundError):
+        FPO.load(tmp_path / "missing.zip")
+
+
+def test_sb3_tooling_end_to_end(tmp_path):
+    """SubprocVecEnv + VecNormalize + EvalCallback + CheckpointCallback + TensorBoard + progress bar + evaluate_policy."""
+    env = VecNormalize(make_vec_env(TargetEnv, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv))
+    eval_env = VecNormalize(make_vec_env(TargetEnv, n_envs=1, seed=1), training=False, norm_reward=False)
+    model = FPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=2, seed=0, tensorboard_log=str(tmp_path / "tb"))
+    callbacks = [
+        EvalCallback(eval_env, eval_freq=32, n_eval_episodes=2, log_path=str(tmp_path / "eval"), verbose=0),
+        CheckpointCallback(save_freq=32, save_path=str(tmp_path / "ckpt"), save_vecnormalize=True),
+    ]
+    model.learn(128, callback=callbacks, progress_bar=True)
+    env.close()
+    assert (tmp_path / "eval" / "evaluations.npz").exists()
+    assert len(list((tmp_path / "ckpt").glob("*.zip"))) >= 2
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=3)
+    assert np.isfinite(mean) and np.isfinite(std)
