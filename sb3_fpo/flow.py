@@ -143,11 +143,22 @@ def sample_tau(
 # --------------------------------------------------------------------------------------------------
 
 
+def integration_times(n_steps: int, method: IntegrationMethod = "euler") -> list[float]:
+    """The flow times at which :func:`integrate` evaluates the velocity (so callers can precompute per-time terms)."""
+    dt = 1.0 / n_steps
+    times = {k * dt for k in range(n_steps)}
+    if method == "midpoint":
+        times |= {k * dt + 0.5 * dt for k in range(n_steps)}
+    elif method == "heun":
+        times |= {k * dt + dt for k in range(n_steps)}
+    return sorted(times)
+
+
 def integrate(velocity_fn: VelocityFn, x0: th.Tensor, n_steps: int, method: IntegrationMethod = "euler") -> th.Tensor:
     """
     Integrate ``dx/dtau = v(x, tau)`` from ``tau = 0`` to ``tau = 1`` with ``n_steps`` uniform steps.
 
-    :param velocity_fn: ``v(x, tau)`` with ``tau`` a Python float (lets the caller cache per-step terms)
+    :param velocity_fn: ``v(x, tau)`` with ``tau`` a Python float, one of :func:`integration_times`
     :param x0: starting point (noise, or zeros for zero-sampling), shape ``(B, D)``
     :param method: ``euler`` (1 evaluation per step), ``midpoint`` or ``heun`` (2 evaluations per step,
         second order)
@@ -156,14 +167,13 @@ def integrate(velocity_fn: VelocityFn, x0: th.Tensor, n_steps: int, method: Inte
     dt = 1.0 / n_steps
     x = x0
     for k in range(n_steps):
-        tau = k * dt
-        v = velocity_fn(x, tau)
+        v = velocity_fn(x, k * dt)
         if method == "euler":
             x = x + dt * v
         elif method == "midpoint":
-            x = x + dt * velocity_fn(x + 0.5 * dt * v, tau + 0.5 * dt)
+            x = x + dt * velocity_fn(x + 0.5 * dt * v, k * dt + 0.5 * dt)
         elif method == "heun":
-            v_next = velocity_fn(x + dt * v, tau + dt)
+            v_next = velocity_fn(x + dt * v, k * dt + dt)
             x = x + 0.5 * dt * (v + v_next)
         else:
             raise ValueError(f"Unknown integration method {method!r}")
