@@ -2,6 +2,7 @@
 
 import os
 
+import sb3_fpo.envs  # noqa: F401  (registers TwoGoal-v0 with gymnasium)
 from sb3_fpo.fpo import FPO
 from sb3_fpo.policies import CnnPolicy, FlowCnnPolicy, FlowMultiInputPolicy, FlowPolicy, MlpPolicy, MultiInputPolicy
 
