@@ -89,8 +89,10 @@ class FPO(PPO):
     :param cfm_loss_clamp: Upper clamp of every CFM loss, old and new (FPO++: 20); ``None`` disables it
     :param log_ratio_clamp: Clamp of the log-ratio: a number ``c`` means ``[-c, c]`` (official FPO code: 3 in
         per-sample mode), a pair ``(low, high)`` with ``None`` for an open side (FPO++: ``(None, 10)``);
-        ``None`` disables it
-    :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True)
+        ``None`` disables it. Default ``(None, 20)``: inactive in normal training (a ratio of e^20 is far outside
+        any trust region) but it keeps ``exp`` and its gradient finite when the CFM losses of an action jump
+        (unclamped, FPO's paper setting, a TwoGoal-v0 run with N = 32 overflowed to NaN at 100k steps).
+    :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
         the observation space.
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
@@ -137,8 +139,8 @@ class FPO(PPO):
         tau_min: float = 0.0,
         tau_max: float = 1.0,
         cfm_loss_clamp: float | None = None,
-        log_ratio_clamp: LogRatioClamp = None,
-        log_ratio_straight_through: bool = False,
+        log_ratio_clamp: LogRatioClamp = (None, 20.0),
+        log_ratio_straight_through: bool = True,
         rollout_buffer_class: type[FlowRolloutBuffer] | type[FlowDictRolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         target_kl: float | None = None,
@@ -433,7 +435,14 @@ class FPO(PPO):
 
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                if not th.isfinite(grad_norm):
+                    # Checked before the step, so the parameters stay as they were (no silent NaN model)
+                    raise ValueError(
+                        f"Non-finite gradient at update {self._n_updates} (the parameters were not changed). The "
+                        "ratio exp(L_old - L_new) probably overflowed: set log_ratio_clamp (default (None, 20) with "
+                        "log_ratio_straight_through=True) or cfm_loss_clamp, or lower learning_rate."
+                    )
                 self.policy.optimizer.step()
 
             self._n_updates += 1

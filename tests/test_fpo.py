@@ -153,7 +153,7 @@ def test_logs_ppo_keys_and_fpo_keys(tmp_path):
 
 
 def test_guards_not_logged_when_inactive(tmp_path):
-    model = small_fpo()
+    model = small_fpo(log_ratio_clamp=None)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(SMALL["n_steps"])
     log = read_progress(tmp_path)
@@ -267,6 +267,28 @@ def test_nan_in_rollout_raises_before_update(what, match):
     model = small_fpo(env=CorruptEnv(what))
     before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
     with pytest.raises(ValueError, match=match):
+        model.learn(SMALL["n_steps"])
+    assert th.equal(before, th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
+
+
+def test_overflowing_ratio_keeps_finite_gradients_with_default_clamp():
+    # A log-ratio of 100 overflows exp() in float32; the default straight-through clamp at 20 keeps it finite.
+    log_ratio = th.tensor([100.0, -100.0, 0.0], requires_grad=True)
+    model = small_fpo()
+    low, high = model.log_ratio_clamp
+    ratio = th.exp(fpo_module.clamp_log_ratio(log_ratio, low, high, model.log_ratio_straight_through))
+    objective = fpo_module.surrogate_objective(ratio, th.tensor([-1.0, 1.0, 1.0]), 0.2, "ppo").sum()
+    objective.backward()
+    assert th.isfinite(objective) and th.isfinite(log_ratio.grad).all()
+    unguarded = th.exp(log_ratio.detach().requires_grad_())
+    assert not th.isfinite(fpo_module.surrogate_objective(unguarded, th.tensor([-1.0, 1.0, 1.0]), 0.2, "ppo")).all()
+
+
+def test_non_finite_gradient_raises_before_the_step(monkeypatch):
+    model = small_fpo()
+    before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
+    monkeypatch.setattr(th.nn.utils, "clip_grad_norm_", lambda *args, **kwargs: th.tensor(float("nan")))
+    with pytest.raises(ValueError, match=r"Non-finite gradient.*not changed"):
         model.learn(SMALL["n_steps"])
     assert th.equal(before, th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
 
