@@ -1,0 +1,29 @@
+"""The examples run end to end (tiny budgets)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_two_goal_example_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    command = [
+        sys.executable, "examples/two_goal.py", "--variants", "preset", "--seeds", "0", "--timesteps", "1024",
+        "--checkpoints", "1", "--samples", "100", "--episodes", "3", "--workers", "1", "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| fpo | preset | 1024 |" in result.stdout and "| ppo | gaussian | 1024 |" in result.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {(r["algo"], r["variant"]) for r in results} == {("fpo", "preset"), ("ppo", "gaussian")}
+    checkpoint = results[0]["checkpoints"][0]
+    assert len(checkpoint["sarle"]) == 3 and 0 <= checkpoint["success"] <= 1
+    for name in ("fpo_action_samples.png", "fpo_trajectories.png", "ppo_action_samples.png", "ppo_trajectories.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    replot = subprocess.run([*command, "--replot"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert replot.returncode == 0, replot.stderr[-3000:]
