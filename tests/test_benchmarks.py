@@ -1,0 +1,50 @@
+"""The MuJoCo benchmark harness: zoo hyperparameters, a tiny run, its outputs, and resuming."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import mujoco_benchmark  # noqa: E402
+
+
+def test_zoo_entries_v4_keys_for_v5_ids():
+    import rl_zoo3
+
+    ppo_yml = Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
+    entry = mujoco_benchmark.zoo_entry(ppo_yml, "HalfCheetah-v5")  # the zoo tuned HalfCheetah-v4
+    kwargs, n_envs, normalize = mujoco_benchmark.zoo_to_kwargs(entry)
+    assert kwargs["learning_rate"] == pytest.approx(2.0633e-05) and kwargs["clip_range"] == 0.1
+    assert kwargs["policy_kwargs"]["net_arch"] == dict(pi=[256, 256], vf=[256, 256])
+    assert n_envs == 1 and normalize == {}
+    assert mujoco_benchmark.zoo_entry(ppo_yml, "InvertedPendulum-v5")["n_steps"] == 32  # its v2 entry
+    with pytest.raises(KeyError, match="No entry"):
+        mujoco_benchmark.zoo_entry(ppo_yml, "Unknown-v5")
+    fpo_entry = mujoco_benchmark.zoo_entry(ROOT / "hyperparams" / "fpo.yml", "Hopper-v5")
+    fpo_kwargs, _, _ = mujoco_benchmark.zoo_to_kwargs(fpo_entry)
+    assert "ent_coef" not in fpo_kwargs and "use_sde" not in fpo_kwargs
+
+
+def test_tiny_benchmark_run_and_resume(tmp_path):
+    pytest.importorskip("mujoco")
+    pytest.importorskip("matplotlib")
+    command = [
+        sys.executable, "benchmarks/mujoco_benchmark.py", "--envs", "InvertedPendulum-v5", "--seeds", "0",
+        "--timesteps", "256", "--eval-freq", "128", "--eval-episodes", "1", "--workers", "2", "--out", str(tmp_path),
+    ]  # fmt: skip
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2 runs to do" in first.stdout
+    run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
+    assert [e["steps"] for e in run["evaluations"]] == [128, 256] and run["steps_per_s"] > 0
+    assert "| InvertedPendulum-v5 |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "curves_InvertedPendulum-v5.png").stat().st_size > 1000
+    rows = (tmp_path / "evaluations.csv").read_text().splitlines()
+    assert sum(row.startswith("fpo,") for row in rows) == 2 and any(row.startswith("ppo,") for row in rows)
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "0 runs to do (2 already done)" in again.stdout
