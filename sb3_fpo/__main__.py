@@ -2,7 +2,7 @@
 Train FPO from the command line: ``python -m sb3_fpo`` trains on Pendulum-v1 and reports the zero-sampling return.
 
 The settings are rl-zoo3's tuned PPO settings for Pendulum-v1 (4 envs x 1024 steps, gamma 0.9, lr 1e-3,
-10 epochs, batch 64), with which FPO reached -183 +/- 36 at 100k steps over 5 seeds (benchmarks/README.md).
+10 epochs, batch 64), with which FPO reached -183 +/- 36 after 110k steps over 5 seeds (benchmarks/README.md).
 For other tasks, presets, evaluation callbacks and Optuna, use the rl-zoo3 entry ``python -m sb3_fpo.zoo``.
 """
 

@@ -91,7 +91,7 @@ class FPO(PPO):
         per-sample mode), a pair ``(low, high)`` with ``None`` for an open side (FPO++: ``(None, 10)``);
         ``None`` disables it. Default ``(None, 20)``: inactive in normal training (a ratio of e^20 is far outside
         any trust region) but it keeps ``exp`` and its gradient finite when the CFM losses of an action jump
-        (unclamped, FPO's paper setting, a TwoGoal-v0 run with N = 32 overflowed to NaN at 100k steps).
+        (unclamped, FPO's paper setting, a TwoGoal-v0 run with N = 32 overflowed to NaN after ~87k steps).
     :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
         the observation space.

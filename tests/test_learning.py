@@ -33,7 +33,7 @@ def test_fpo_learns_target_env(ratio_mode, trust_region):
 
 @pytest.mark.slow
 def test_fpo_learns_pendulum():
-    # rl-zoo3's PPO Pendulum-v1 settings; FPO reached -183 +/- 36 at 100k steps over 5 seeds (benchmarks/README.md)
+    # rl-zoo3's PPO Pendulum-v1 settings; FPO reached -183 +/- 36 after 110k steps over 5 seeds (benchmarks/README.md)
     model = FPO(
         "MlpPolicy",
         make_vec_env("Pendulum-v1", n_envs=4, seed=0),
