@@ -89,8 +89,8 @@ class FPO(PPO):
     :param cfm_loss_clamp: Upper clamp of every CFM loss, old and new (FPO++: 20); ``None`` disables it
     :param log_ratio_clamp: Clamp of the log-ratio: a number ``c`` means ``[-c, c]`` (official FPO code: 3 in
         per-sample mode), a pair ``(low, high)`` with ``None`` for an open side (FPO++: ``(None, 10)``);
-        ``None`` disables it. Default ``(None, 20)``: inactive in normal training (a ratio of e^20 is far outside
-        any trust region) but it keeps ``exp`` and its gradient finite when the CFM losses of an action jump
+        ``None`` disables it. Default ``(None, 20)``: it only acts on outliers (a ratio of e^20 is far outside any
+        trust region) but it keeps ``exp`` and its gradient finite when the CFM losses of an action jump
         (unclamped, FPO's paper setting, a TwoGoal-v0 run with N = 32 overflowed to NaN after ~87k steps).
     :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
