@@ -89,8 +89,7 @@ def run(
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    import sb3_fpo.envs  # noqa: F401  (registers TwoGoal-v0)
-    from sb3_fpo import FPO
+    from sb3_fpo import FPO  # also registers TwoGoal-v0
 
     settings = preset()
     n_envs = settings.pop("n_envs")

@@ -15,7 +15,6 @@ mode. These helpers measure that on a trained model:
 Example::
 
     import numpy as np
-    import sb3_fpo.envs  # registers TwoGoal-v0
     from sb3_fpo import FPO
     from sb3_fpo.diagnostics import action_mode_report, goal_split
 
@@ -344,9 +343,7 @@ def _actor(model: Any, deterministic: bool) -> Callable[[np.ndarray], np.ndarray
 
 
 def _make_env(env: str | gym.Env) -> tuple[gym.Env, bool]:
-    if isinstance(env, str):
-        import sb3_fpo.envs  # noqa: F401  (registers TwoGoal-v0)
-
+    if isinstance(env, str):  # TwoGoal-v0 is registered by `import sb3_fpo`
         return gym.make(env), True
     return env, False
 

@@ -21,7 +21,7 @@ of the zoo's ``ExperimentManager`` that
   which FPO does on a non-finite loss or rollout) and ends an optimisation in which no trial completed with a
   message instead of a traceback.
 
-The project's environments (``sb3_fpo.envs``, e.g. ``TwoGoal-v0``) are registered when that package exists;
+The project's environments (``sb3_fpo.envs``, e.g. ``TwoGoal-v0``) are registered by ``import sb3_fpo``;
 ``--gym-packages`` imports other environment packages, as in the zoo.
 """
 
@@ -170,7 +170,8 @@ class FPOExperimentManager(ExperimentManager):
 def register() -> None:
     """
     Register FPO in rl-zoo3 (idempotent): ``fpo`` in ``ALGOS``, ``HYPERPARAMS_SAMPLER`` and ``HYPERPARAMS_CONVERTER``,
-    :class:`FPOExperimentManager` for the zoo's ``train``, and the project's environments (``sb3_fpo.envs``).
+    :class:`FPOExperimentManager` for the zoo's ``train``. The project's environments (``sb3_fpo.envs``) are
+    registered by ``import sb3_fpo`` itself.
 
     The zoo's modules import these dictionaries by name (``from rl_zoo3.utils import ALGOS``), so they are
     updated in place. Call it before using the zoo's Python API (``rl_zoo3.train.train()``, ``ExperimentManager``)
@@ -180,16 +181,6 @@ def register() -> None:
     HYPERPARAMS_SAMPLER[ALGO] = sample_fpo_params
     HYPERPARAMS_CONVERTER[ALGO] = convert_fpo_params
     rl_zoo3.train.ExperimentManager = FPOExperimentManager  # type: ignore[misc]
-    register_envs()
-
-
-def register_envs() -> None:
-    """Import ``sb3_fpo.envs`` (it registers the project's environments with Gymnasium) if the package has it."""
-    try:
-        import sb3_fpo.envs  # noqa: F401
-    except ModuleNotFoundError as error:
-        if error.name != "sb3_fpo.envs":  # a dependency of sb3_fpo.envs is missing: say so
-            raise
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
