@@ -11,7 +11,8 @@ For every env × seed × algorithm, one process (``--workers`` at a time):
 * wall time and steps/s are recorded.
 
 Each finished run is saved as ``runs/<algo>_<env>_seed<seed>.json`` in ``--out``, and a run whose file exists
-is not redone (the benchmark resumes). At the end it writes ``evaluations.csv`` (one row per evaluation),
+is not redone (the benchmark resumes); a run in progress keeps its evaluations so far in ``progress/``.
+At the end it writes ``evaluations.csv`` (one row per evaluation),
 ``table.md`` (final returns mean ± std over seeds, FPO/PPO ratio, steps/s ratio) and ``curves_<env>.png``.
 
     python benchmarks/mujoco_benchmark.py --envs HalfCheetah-v5 Hopper-v5 --seeds 0 1 2 --timesteps 1000000 --workers 16
@@ -98,6 +99,8 @@ def run(algo: str, env_id: str, seed: int, timesteps: int, eval_freq: int, episo
     model = (FPO if algo == "fpo" else PPO)("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
 
     evaluations, train_time = [], 0.0
+    progress = Path(out, "progress", f"{algo}_{env_id}_seed{seed}.json")  # the evaluations so far, for a long run
+    progress.parent.mkdir(parents=True, exist_ok=True)
     while model.num_timesteps < timesteps:
         start = time.perf_counter()
         model.learn(min(eval_freq, timesteps - model.num_timesteps), reset_num_timesteps=False)
@@ -107,6 +110,8 @@ def run(algo: str, env_id: str, seed: int, timesteps: int, eval_freq: int, episo
         det = evaluate(model, eval_env, episodes, deterministic=True)
         sto = evaluate(model, eval_env, episodes, deterministic=False)
         evaluations.append(dict(steps=model.num_timesteps, det_mean=det[0], det_std=det[1], sto_mean=sto[0], sto_std=sto[1]))
+        partial = dict(algo=algo, env=env_id, seed=seed, evaluations=evaluations, train_time_s=train_time)
+        progress.write_text(json.dumps(partial))
     result = dict(
         algo=algo,
         env=env_id,
@@ -121,6 +126,7 @@ def run(algo: str, env_id: str, seed: int, timesteps: int, eval_freq: int, episo
     )
     path = Path(out, "runs", f"{algo}_{env_id}_seed{seed}.json")
     path.write_text(json.dumps(result, indent=1))
+    progress.unlink()
     return str(path)
 
 
@@ -218,8 +224,8 @@ def main() -> None:
 
     jobs = [
         (algo, env_id, seed)
+        for seed in args.seeds  # seed-major: a run cut short leaves every env with its first seeds
         for env_id in args.envs
-        for seed in args.seeds
         for algo in args.algos
         if not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
     ]
