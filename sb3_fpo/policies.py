@@ -18,6 +18,7 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
+from torch.nn import functional as F
 
 from sb3_fpo.flow import (
     CfmReduction,
@@ -92,6 +93,47 @@ class VelocityNet(nn.Module):
         for layer in self.trunk:
             h = layer.forward(h)
         return self.output_scale * h
+
+    def euler(self, cond: th.Tensor, x0: th.Tensor, n_steps: int) -> th.Tensor:
+        """
+        ``n_steps`` Euler steps from ``x0`` at ``tau = 0`` to ``tau = 1``: the same result as
+        ``flow.integrate(lambda x, tau: self(cond, x, time_term(tau)), x0, n_steps)`` up to float rounding,
+        in about half the time on CPU (the sampler is most of a rollout's cost).
+
+        Each step is ``2 * len(net_arch) + 1`` tensor ops: the step size and output scale are folded into
+        the output layer, so the update ``x += dt * scale * (W h + b)`` is one ``addmm``; the bias part
+        ``k * dt * scale * b`` of ``x_k`` is moved into the per-step first-layer bias, precomputed for all
+        steps with the time terms; activations run in place when no gradient is recorded.
+
+        :param cond: observation term from :meth:`condition`, shape ``(B, H)``
+        :param x0: starting point, shape ``(B, D)``
+        :return: ``x_1``, shape ``(B, D)``
+        """
+        dt = 1.0 / n_steps
+        *hidden, out = [layer for layer in self.trunk if isinstance(layer, nn.Linear)]
+        activations = [_fast_activation(layer) for layer in self.trunk if not isinstance(layer, nn.Linear)]
+        step_weight = (dt * self.output_scale) * out.weight.T  # (H_last, D)
+        step_bias = (dt * self.output_scale) * out.bias  # (D,)
+        x_weight = self.x_proj.weight.T  # (D, H)
+        steps = th.arange(n_steps, device=x0.device, dtype=x0.dtype).unsqueeze(-1)
+        # First-layer bias of step k: latent term + time term + W_x (k * step_bias), for all steps at once
+        first_bias = cond + (self.time_term(steps * dt) + steps * (step_bias @ x_weight)).unsqueeze(1)  # (K, B, H)
+        layers = [(layer.bias, layer.weight.T) for layer in hidden]
+        y = x0  # y_k = x_k - k * step_bias
+        for k in range(n_steps):
+            h = activations[0](th.addmm(first_bias[k], y, x_weight))
+            for (bias, weight), activation in zip(layers, activations[1:]):
+                h = activation(th.addmm(bias, h, weight))
+            y = th.addmm(y, h, step_weight)
+        return y + n_steps * step_bias
+
+
+def _fast_activation(module: nn.Module) -> Any:
+    """The activation as a function, in place (no temporary) for SiLU and ReLU when no gradient is recorded."""
+    functional = {nn.SiLU: F.silu, nn.ReLU: F.relu}.get(type(module))
+    if functional is None or th.is_grad_enabled():
+        return module.forward
+    return partial(functional, inplace=True)
 
 
 class FlowPolicy(ActorCriticPolicy):
@@ -286,6 +328,8 @@ class FlowPolicy(ActorCriticPolicy):
     def _integrate(self, latent_pi: th.Tensor, noise: NoiseMode, n_steps: int, method: IntegrationMethod) -> th.Tensor:
         cond = self.velocity_net.condition(latent_pi)
         x0 = initial_noise((latent_pi.shape[0], self.action_dim), noise, device=latent_pi.device, seed=self.noise_seed)
+        if method == "euler":
+            return self.velocity_net.euler(cond, x0, n_steps)
         # The time terms of every integration step in one call: the loop below only does the x-dependent work
         taus = integration_times(n_steps, method)
         time_terms = self.velocity_net.time_term(th.tensor(taus, device=x0.device, dtype=x0.dtype).unsqueeze(-1))

@@ -17,6 +17,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 from sb3_fpo import FPO, FlowCnnPolicy, FlowMultiInputPolicy, FlowPolicy
+from sb3_fpo.flow import integrate
 from sb3_fpo.policies import VelocityNet
 
 POLICY_ENVS = {
@@ -177,6 +178,32 @@ def test_velocity_net_equals_concatenated_linear():
     emb = th.cat([th.cos(tau * th.tensor([1.0, 2.0])), th.sin(tau * th.tensor([1.0, 2.0]))], -1)
     manual = 0.25 * net.trunk(th.cat([latent, x, emb], -1) @ weight.T + net.latent_proj.bias)
     assert th.allclose(out, manual, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", [th.nn.SiLU, th.nn.ReLU, th.nn.Tanh])
+@pytest.mark.parametrize("net_arch", [[5], [4, 6, 3]])
+@pytest.mark.parametrize("n_steps", [1, 4, 10])
+def test_fused_euler_equals_generic_integration(activation, net_arch, n_steps):
+    th.manual_seed(0)
+    net = VelocityNet(
+        latent_dim=3, action_dim=2, time_embed_dim=4, net_arch=net_arch, activation_fn=activation, output_scale=0.7
+    )
+    for param in net.parameters():  # non-trivial biases, so the folded output bias is exercised
+        th.nn.init.normal_(param)
+    cond, x0 = net.condition(th.randn(6, 3)), th.randn(6, 2)
+
+    def velocity(x, tau):
+        return net(cond, x, net.time_term(th.full((1,), tau)))
+
+    reference = integrate(velocity, x0, n_steps, "euler")
+    with th.no_grad():  # the in-place activation path
+        assert th.allclose(net.euler(cond, x0, n_steps), reference, atol=1e-5)
+    fused = net.euler(cond, x0, n_steps)  # with autograd: same values and gradients
+    assert th.allclose(fused, reference, atol=1e-5)
+    grads = th.autograd.grad(fused.square().sum(), list(net.parameters()), retain_graph=True)
+    reference_grads = th.autograd.grad(reference.square().sum(), list(net.parameters()))
+    for grad, reference_grad in zip(grads, reference_grads):
+        assert th.allclose(grad, reference_grad, atol=1e-4, rtol=1e-4)
 
 
 def test_loading_a_ppo_file_is_a_clear_error(tmp_path):
