@@ -307,6 +307,10 @@ class FPO(PPO):
     def _store_flow_samples(self) -> None:
         """Draw N (tau, eps) pairs per transition and compute their CFM losses with the rollout's parameters."""
         buffer = self.rollout_buffer
+        if buffer.generator_ready and buffer.old_cfm is not None:
+            # train() called again on the same rollout: keep its samples and old losses, as PPO keeps the
+            # rollout's log-probabilities
+            return
         n_steps, n_envs = buffer.buffer_size, buffer.n_envs
         n_total = n_steps * n_envs
         action_dim = self.policy.action_dim

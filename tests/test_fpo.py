@@ -115,6 +115,18 @@ def test_old_cfm_matches_policy_losses():
     assert th.allclose(losses, data.old_cfm, atol=1e-6)
 
 
+def test_train_again_on_the_same_rollout_keeps_its_samples():
+    # As PPO keeps the rollout's log-probabilities, a second train() keeps the rollout's (tau, eps) and old losses
+    model = small_fpo(n_epochs=1)
+    model.learn(SMALL["n_steps"])
+    buffer = model.rollout_buffer
+    tau, eps, old_cfm = buffer.tau, buffer.eps, buffer.old_cfm
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.train()
+    assert buffer.tau is tau and buffer.eps is eps and buffer.old_cfm is old_cfm
+    assert any(not th.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
 def read_progress(tmp_path) -> dict[str, np.ndarray]:
     import csv
 
