@@ -206,6 +206,31 @@ def test_fused_euler_equals_generic_integration(activation, net_arch, n_steps):
         assert th.allclose(grad, reference_grad, atol=1e-4, rtol=1e-4)
 
 
+def test_fused_euler_cache_follows_parameter_changes():
+    th.manual_seed(0)
+    net = VelocityNet(latent_dim=3, action_dim=2, time_embed_dim=4, net_arch=[5, 5], activation_fn=th.nn.SiLU, output_scale=1)
+    other = copy.deepcopy(net)
+    for param in other.parameters():
+        th.nn.init.normal_(param)
+    cond, x0 = net.condition(th.randn(4, 3)).detach(), th.randn(4, 2)
+
+    def reference(n_steps=3):
+        return integrate(lambda x, tau: net(cond, x, net.time_term(th.full((1,), tau))), x0, n_steps, "euler")
+
+    with th.no_grad():
+        first = net.euler(cond, x0, 3)
+    assert net._euler_cache is not None
+    optimizer = th.optim.SGD(net.parameters(), lr=0.5)
+    net.euler(cond, x0, 3).square().sum().backward()  # autograd path: constants recomputed, not taken from the cache
+    optimizer.step()  # in-place parameter update
+    with th.no_grad():
+        after_step = net.euler(cond, x0, 3)
+        assert not th.allclose(after_step, first) and th.allclose(after_step, reference(), atol=1e-5)
+        net.load_state_dict(other.state_dict())  # copy_ into the same storage
+        assert th.allclose(net.euler(cond, x0, 3), reference(), atol=1e-5)
+        assert th.allclose(net.euler(cond, x0, 5), reference(5), atol=1e-5)
+
+
 def test_loading_a_ppo_file_is_a_clear_error(tmp_path):
     PPO("MlpPolicy", TargetEnv(), n_steps=16, batch_size=16).save(tmp_path / "ppo")
     with pytest.raises(ValueError, match="saved by another algorithm"):
