@@ -93,6 +93,21 @@ def test_constructor_parameters_round_trip(tmp_path):
     assert np.array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
 
+def test_default_optimizer_is_fused_adam_and_user_kwargs_win(tmp_path):
+    model = make_model("MlpPolicy")
+    group = model.policy.optimizer.param_groups[0]
+    assert isinstance(model.policy.optimizer, th.optim.Adam) and group["fused"] and group["eps"] == 1e-5
+    model.learn(SMALL["n_steps"])
+    model.save(tmp_path / "m.zip")
+    loaded = FPO.load(tmp_path / "m.zip", env=TargetEnv())
+    assert loaded.policy.optimizer.param_groups[0]["fused"]
+    loaded.learn(SMALL["n_steps"])  # the loaded optimizer state steps
+    own = make_model("MlpPolicy", policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-7)))
+    assert not own.policy.optimizer.param_groups[0]["fused"] and own.policy.optimizer.param_groups[0]["eps"] == 1e-7
+    sgd = make_model("MlpPolicy", policy_kwargs=dict(optimizer_class=th.optim.SGD))
+    assert isinstance(sgd.policy.optimizer, th.optim.SGD)
+
+
 def test_noise_modes_of_predict():
     model = make_model("MlpPolicy", policy_kwargs=dict(flow_steps=2, output_scale=1.0))
     obs = np.random.default_rng(0).uniform(-1, 1, (64, 2)).astype(np.float32)
