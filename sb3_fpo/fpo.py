@@ -173,6 +173,9 @@ class FPO(PPO):
         self.cfm_loss_clamp = cfm_loss_clamp
         self.log_ratio_clamp = self._parse_log_ratio_clamp(log_ratio_clamp)
         self.log_ratio_straight_through = log_ratio_straight_through
+        if policy_kwargs and "use_sde" in policy_kwargs:
+            # SB3 passes use_sde to the policy itself, so this would be a "multiple values" TypeError
+            raise ValueError("FPO does not support gSDE (use_sde): exploration comes from the flow noise.")
 
         if env is not None:
             # Resolve the env here (SB3 would do it in super().__init__) to reject non-Box actions with a clear error

@@ -248,6 +248,7 @@ def test_vec_env_with_several_envs():
         (dict(policy_kwargs=dict(deterministic_noise="mean")), "'zero', 'random', 'fixed'"),
         (dict(policy_kwargs=dict(cfm_reduction="max")), "cfm_reduction"),
         (dict(policy_kwargs=dict(time_embed_dim=5)), "time_embed_dim"),
+        (dict(policy_kwargs=dict(use_sde=True)), "gSDE"),
         (dict(policy_kwargs=dict(velocity_net_arch=[])), "velocity_net_arch"),
     ],
 )
