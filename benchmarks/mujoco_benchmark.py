@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -79,7 +80,17 @@ def evaluate(model: Any, eval_env: Any, episodes: int, deterministic: bool) -> t
     return float(mean), float(std)  # type: ignore[arg-type]
 
 
-def run(algo: str, env_id: str, seed: int, timesteps: int, eval_freq: int, episodes: int, fpo_conf: str, out: str) -> str:
+def run(
+    algo: str,
+    env_id: str,
+    seed: int,
+    timesteps: int,
+    eval_freq: int,
+    episodes: int,
+    fpo_conf: str,
+    out: str,
+    fpo_overrides: dict[str, Any] | None = None,
+) -> str:
     import rl_zoo3
     import torch as th
     from stable_baselines3 import PPO
@@ -90,7 +101,10 @@ def run(algo: str, env_id: str, seed: int, timesteps: int, eval_freq: int, episo
 
     th.set_num_threads(1)
     conf = Path(fpo_conf) if algo == "fpo" else Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
-    kwargs, n_envs, normalize = zoo_to_kwargs(zoo_entry(conf, env_id))
+    entry = zoo_entry(conf, env_id)
+    if algo == "fpo":
+        entry.update(fpo_overrides or {})
+    kwargs, n_envs, normalize = zoo_to_kwargs(entry)
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
     if normalize is not None:
@@ -216,6 +230,13 @@ def main() -> None:
     parser.add_argument("--eval-freq", type=int, default=50_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--fpo-conf", default=str(ROOT / "hyperparams" / "fpo.yml"))
+    parser.add_argument(
+        "--fpo-hyperparams",
+        nargs="*",
+        default=[],
+        metavar="KEY:VALUE",
+        help="override entries of the FPO preset, zoo style (YAML values), e.g. gamma:0.98 'policy_kwargs:\"dict(...)\"'",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default="benchmarks/results/mujoco")
     args = parser.parse_args()
@@ -230,7 +251,8 @@ def main() -> None:
         if not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
     ]
     print(f"{len(jobs)} runs to do ({len(args.envs) * len(args.seeds) * len(args.algos) - len(jobs)} already done)")
-    settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out))
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split(":", 1) for item in args.fpo_hyperparams)}
+    settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out), overrides)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run, *job, *settings) for job in jobs]
         for future in as_completed(futures):
@@ -240,6 +262,8 @@ def main() -> None:
         f"--seeds {' '.join(map(str, args.seeds))} --timesteps {args.timesteps} --eval-freq {args.eval_freq} "
         f"--eval-episodes {args.eval_episodes}"
     )
+    if args.fpo_hyperparams:
+        command += " --fpo-hyperparams " + " ".join(shlex.quote(item) for item in args.fpo_hyperparams)
     print(report(out, command))
 
 

@@ -49,3 +49,18 @@ def test_tiny_benchmark_run_and_resume(tmp_path):
     assert sum(row.startswith("fpo,") for row in rows) == 2 and any(row.startswith("ppo,") for row in rows)
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "0 runs to do (2 already done)" in again.stdout
+
+
+def test_fpo_hyperparams_override_the_preset(tmp_path):
+    pytest.importorskip("mujoco")
+    pytest.importorskip("matplotlib")
+    command = [
+        sys.executable, "benchmarks/mujoco_benchmark.py", "--envs", "InvertedPendulum-v5", "--seeds", "0", "--algos", "fpo",
+        "--timesteps", "64", "--eval-freq", "64", "--eval-episodes", "1", "--workers", "1", "--out", str(tmp_path),
+        "--fpo-hyperparams", "n_samples:3", "policy_kwargs:\"dict(flow_steps=2)\"",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    hyperparams = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())["hyperparams"]
+    assert "'n_samples': 3" in hyperparams and "'flow_steps': 2" in hyperparams
+    assert "--fpo-hyperparams n_samples:3" in (tmp_path / "table.md").read_text()
