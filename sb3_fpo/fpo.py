@@ -288,6 +288,11 @@ class FPO(PPO):
             )
         super()._setup_model()
 
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
+        """SB3's ``collect_rollouts``; the parameters are fixed meanwhile, so the sampler caches its constants."""
+        with self.policy.velocity_net.frozen_parameters():
+            return super().collect_rollouts(*args, **kwargs)
+
     def _check_rollout_finite(self) -> None:
         buffer = self.rollout_buffer
         observations = buffer.observations

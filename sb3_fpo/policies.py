@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -76,7 +78,8 @@ class VelocityNet(nn.Module):
             layers += [nn.Linear(n_in, n_out), activation_fn()]
         layers.append(nn.Linear(hidden[-1], action_dim))
         self.trunk = nn.Sequential(*layers)
-        self._euler_cache: tuple[Any, tuple[Any, ...]] | None = None  # see _euler_constants
+        self._euler_cache: tuple[Any, tuple[Any, ...]] | None = None  # see frozen_parameters
+        self._cache_constants = False
 
     def condition(self, latent: th.Tensor) -> th.Tensor:
         """Observation part of the first layer, shape ``(B, H)``; pass it to :meth:`forward`."""
@@ -120,15 +123,25 @@ class VelocityNet(nn.Module):
             y = th.addmm(y, h, step_weight)
         return y + n_steps * step_bias
 
+    @contextmanager
+    def frozen_parameters(self) -> Iterator[None]:
+        """
+        Promise that the parameters do not change inside the block (FPO's rollouts): :meth:`euler` then computes
+        its observation-independent constants once and reuses them. Outside such a block they are recomputed on
+        every call. Version counters cannot tell instead: torch's fused Adam updates parameters without
+        bumping them.
+        """
+        self._euler_cache, self._cache_constants = None, True
+        try:
+            yield
+        finally:
+            self._euler_cache, self._cache_constants = None, False
+
     def _euler_constants(self, n_steps: int, like: th.Tensor) -> tuple[Any, ...]:
-        """
-        The observation-independent parts of :meth:`euler`. Without autograd they are cached until a parameter
-        changes (its storage or its in-place version counter, which optimiser steps and ``load_state_dict``
-        bump), so a rollout computes them once; with autograd they are recomputed, keeping the graph.
-        """
+        """The observation-independent parts of :meth:`euler` (cached inside :meth:`frozen_parameters`)."""
         key = None
-        if not th.is_grad_enabled():
-            key = (n_steps, like.device, like.dtype, *((p.data_ptr(), p._version) for p in self.parameters()))
+        if self._cache_constants and not th.is_grad_enabled():  # with autograd, recompute to keep the graph
+            key = (n_steps, like.device, like.dtype)
             if self._euler_cache is not None and self._euler_cache[0] == key:
                 return self._euler_cache[1]
         dt = 1.0 / n_steps
