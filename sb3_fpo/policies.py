@@ -102,7 +102,7 @@ class VelocityNet(nn.Module):
         """
         ``n_steps`` Euler steps from ``x0`` at ``tau = 0`` to ``tau = 1``: the same result as
         ``flow.integrate(lambda x, tau: self(cond, x, time_term(tau)), x0, n_steps)`` up to float rounding,
-        in about 0.4x the time on CPU (the sampler is most of a rollout's cost).
+        in 0.4-0.5x the time on CPU (the sampler is most of a rollout's cost).
 
         Each step is ``2 * len(net_arch) + 1`` tensor ops: the step size and output scale are folded into
         the output layer, so the update ``x += dt * scale * (W h + b)`` is one ``addmm``; the bias part
