@@ -137,6 +137,7 @@ def run(
         evaluations=evaluations,
         train_time_s=train_time,
         steps_per_s=model.num_timesteps / train_time,
+        commit=git_commit(),
     )
     path = Path(out, "runs", f"{algo}_{env_id}_seed{seed}.json")
     path.write_text(json.dumps(result, indent=1))
@@ -162,7 +163,7 @@ def report(out: Path, command: str) -> str:
                     [r["algo"], r["env"], r["seed"], e["steps"], e["det_mean"], e["det_std"], e["sto_mean"], e["sto_std"]]
                 )
     lines = [
-        f"Command: `{command}` (commit {git_commit()})",
+        f"Command: `{command}` (runs made at commit {', '.join(sorted({r.get('commit', 'unrecorded') for r in runs}))})",
         "",
         "| env | FPO deterministic | PPO deterministic | FPO/PPO | FPO stochastic | PPO stochastic | steps/s FPO/PPO "
         "| seeds |",

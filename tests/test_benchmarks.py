@@ -43,6 +43,7 @@ def test_tiny_benchmark_run_and_resume(tmp_path):
     run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
     assert [e["steps"] for e in run["evaluations"]] == [128, 256] and run["steps_per_s"] > 0
     assert list((tmp_path / "progress").iterdir()) == []  # finished runs leave no partial record
+    assert run["commit"] and f"runs made at commit {run['commit']}" in (tmp_path / "table.md").read_text()
     assert "| InvertedPendulum-v5 |" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "curves_InvertedPendulum-v5.png").stat().st_size > 1000
     rows = (tmp_path / "evaluations.csv").read_text().splitlines()
