@@ -127,15 +127,11 @@ def run(
         partial = dict(algo=algo, env=env_id, seed=seed, evaluations=evaluations, train_time_s=train_time)
         progress.write_text(json.dumps(partial))
     result = dict(
-        algo=algo,
-        env=env_id,
-        seed=seed,
+        partial,  # algo, env, seed, evaluations, train_time_s
         conf=str(conf),
         hyperparams=repr(kwargs),
         n_envs=n_envs,
         normalize=repr(normalize),
-        evaluations=evaluations,
-        train_time_s=train_time,
         steps_per_s=model.num_timesteps / train_time,
         commit=git_commit(),
     )
