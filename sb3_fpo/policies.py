@@ -203,6 +203,10 @@ class FlowPolicy(ActorCriticPolicy):
         default), ``fixed`` (one fixed N(0, I) draw, seeded by ``noise_seed``) or ``random`` (fresh noise, i.e.
         the same as ``deterministic=False``). ``predict(deterministic=False)`` always uses fresh noise.
     :param noise_seed: Seed of the ``fixed`` noise mode
+    :param source_std: Standard deviation of the source noise: the sampler starts from ``x_0 = source_std * eps``
+        and the CFM loss uses ``x_tau = tau a + (1 - tau) source_std eps``, target ``a - source_std eps``
+        (the papers: 1). Below 1 the untrained policy explores less (its actions start close to
+        ``N(0, source_std^2 I)``), as a lower ``log_std_init`` does for PPO. Zero-sampling is unaffected.
     :param cfm_reduction: Reduction of the squared velocity error over action dimensions: ``mean`` (FPO),
         ``sum_sqrt_d`` (FPO++) or ``sum``
     """
@@ -236,6 +240,7 @@ class FlowPolicy(ActorCriticPolicy):
         eval_flow_method: IntegrationMethod | None = None,
         deterministic_noise: NoiseMode = "zero",
         noise_seed: int = 0,
+        source_std: float = 1.0,
         cfm_reduction: CfmReduction = "mean",
     ):
         if not isinstance(action_space, spaces.Box):
@@ -257,6 +262,8 @@ class FlowPolicy(ActorCriticPolicy):
                 raise ValueError(f"{name} must be an integer >= 1, got {steps!r}.")
         if not output_scale > 0:
             raise ValueError(f"output_scale must be > 0, got {output_scale}.")
+        if not (math.isfinite(source_std) and source_std > 0):
+            raise ValueError(f"source_std must be a finite number > 0, got {source_std}.")
         check_choice("flow_method", flow_method, IntegrationMethod)
         if eval_flow_method is not None:
             check_choice("eval_flow_method", eval_flow_method, IntegrationMethod)
@@ -280,6 +287,7 @@ class FlowPolicy(ActorCriticPolicy):
         self.eval_flow_method = eval_flow_method
         self.deterministic_noise: NoiseMode = deterministic_noise
         self.noise_seed = noise_seed
+        self.source_std = float(source_std)
         self.cfm_reduction: CfmReduction = cfm_reduction
         super().__init__(
             observation_space,
@@ -318,6 +326,7 @@ class FlowPolicy(ActorCriticPolicy):
                 eval_flow_method=self.eval_flow_method,
                 deterministic_noise=self.deterministic_noise,
                 noise_seed=self.noise_seed,
+                source_std=self.source_std,
                 cfm_reduction=self.cfm_reduction,
             )
         )
@@ -365,6 +374,8 @@ class FlowPolicy(ActorCriticPolicy):
     def _integrate(self, latent_pi: th.Tensor, noise: NoiseMode, n_steps: int, method: IntegrationMethod) -> th.Tensor:
         cond = self.velocity_net.condition(latent_pi)
         x0 = initial_noise((latent_pi.shape[0], self.action_dim), noise, device=latent_pi.device, seed=self.noise_seed)
+        if self.source_std != 1.0:
+            x0 = self.source_std * x0
         if method == "euler":
             return self.velocity_net.euler(cond, x0, n_steps)
         # The time terms of every integration step in one call: the loop below only does the x-dependent work
@@ -424,6 +435,8 @@ class FlowPolicy(ActorCriticPolicy):
 
     def _cfm_from_latent(self, latent_pi: th.Tensor, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor) -> th.Tensor:
         actions = actions.reshape(actions.shape[0], self.action_dim)
+        if self.source_std != 1.0:
+            eps = self.source_std * eps  # the stored pairs are N(0, I); the flow's source is N(0, source_std^2 I)
         cond = self.velocity_net.condition(latent_pi).unsqueeze(-2)
         velocity = self.velocity_net(cond, interpolate(actions, tau, eps), self.velocity_net.time_term(tau))
         return cfm_loss(velocity, actions, eps, self.cfm_reduction)

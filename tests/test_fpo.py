@@ -250,6 +250,8 @@ def test_vec_env_with_several_envs():
         (dict(policy_kwargs=dict(time_embed_dim=5)), "time_embed_dim"),
         (dict(policy_kwargs=dict(use_sde=True)), "gSDE"),
         (dict(policy_kwargs=dict(velocity_net_arch=[])), "velocity_net_arch"),
+        (dict(policy_kwargs=dict(source_std=0.0)), "source_std"),
+        (dict(policy_kwargs=dict(source_std=float("nan"))), "source_std"),
     ],
 )
 def test_bad_hyperparameters_raise_value_error(kwargs, match):

@@ -81,6 +81,7 @@ def test_constructor_parameters_round_trip(tmp_path):
         eval_flow_method="midpoint",
         deterministic_noise="fixed",
         noise_seed=3,
+        source_std=0.5,
         cfm_reduction="sum_sqrt_d",
         share_features_extractor=False,
     )
@@ -124,6 +125,26 @@ def test_noise_modes_of_predict():
     assert not np.array_equal(fixed, zero)
     model.policy.deterministic_noise = "random"
     assert not np.array_equal(model.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_source_std_scales_the_sampler_start_and_the_cfm_noise(method):
+    unit = make_model("MlpPolicy", policy_kwargs=dict(flow_steps=3, flow_method=method))
+    half = make_model("MlpPolicy", policy_kwargs=dict(flow_steps=3, flow_method=method, source_std=0.5))
+    half.policy.load_state_dict(unit.policy.state_dict())
+    obs = th.as_tensor(np.random.default_rng(0).uniform(-1, 1, (6, 2)), dtype=th.float32)
+    actions, tau, eps = th.randn(6, 2), th.rand(6, 4, 1), th.randn(6, 4, 2)
+    # CFM with source N(0, 0.25 I) = CFM of the unit-source flow on the scaled noise
+    assert th.allclose(half.policy.cfm_losses(obs, actions, tau, eps), unit.policy.cfm_losses(obs, actions, tau, 0.5 * eps))
+    assert not th.allclose(half.policy.cfm_losses(obs, actions, tau, eps), unit.policy.cfm_losses(obs, actions, tau, eps))
+    with th.no_grad():
+        # A zero velocity field: the action is the starting point x_0 = source_std * noise
+        for policy in (unit.policy, half.policy):
+            last = policy.velocity_net.trunk[-1]
+            last.weight.zero_(), last.bias.zero_()
+        fixed_unit, fixed_half = (p.sample_actions(obs, noise="fixed") for p in (unit.policy, half.policy))
+        assert th.allclose(fixed_half, 0.5 * fixed_unit) and fixed_unit.abs().min() > 0
+        assert th.equal(half.policy.sample_actions(obs, noise="zero"), th.zeros(6, 2))  # zero-sampling unaffected
 
 
 def test_zero_sampling_with_untrained_net_matches_manual_euler():
