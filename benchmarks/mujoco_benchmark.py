@@ -21,6 +21,7 @@ At the end it writes ``evaluations.csv`` (one row per evaluation),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -71,6 +72,18 @@ def zoo_to_kwargs(entry: dict[str, Any]) -> tuple[dict[str, Any], int, Any]:
     if normalize is True:
         normalize = {}
     return kwargs, int(entry.get("n_envs", 1)), (normalize if normalize is not False else None)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``KEY:VALUE`` with a YAML value; numbers YAML 1.1 reads as strings (``6e-4``, no dot) are taken as floats."""
+    key, sep, text = item.partition(":")
+    if not sep or not key:
+        raise ValueError(f"--fpo-hyperparams takes KEY:VALUE items, got {item!r}")
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return key, value
 
 
 def evaluate(model: Any, eval_env: Any, episodes: int, deterministic: bool) -> tuple[float, float]:
@@ -249,7 +262,7 @@ def main() -> None:
         if not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
     ]
     print(f"{len(jobs)} runs to do ({len(args.envs) * len(args.seeds) * len(args.algos) - len(jobs)} already done)")
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split(":", 1) for item in args.fpo_hyperparams)}
+    overrides = dict(parse_override(item) for item in args.fpo_hyperparams)
     settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out), overrides)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run, *job, *settings) for job in jobs]

@@ -30,6 +30,18 @@ def test_zoo_entries_v4_keys_for_v5_ids():
     assert "ent_coef" not in fpo_kwargs and "use_sde" not in fpo_kwargs
 
 
+def test_fpo_hyperparams_values():
+    assert mujoco_benchmark.parse_override("learning_rate:6e-4") == ("learning_rate", 6e-4)  # a str in YAML 1.1
+    assert mujoco_benchmark.parse_override("gamma:0.98") == ("gamma", 0.98)
+    assert mujoco_benchmark.parse_override("n_samples:16") == ("n_samples", 16)
+    assert mujoco_benchmark.parse_override("cfm_loss_clamp:null") == ("cfm_loss_clamp", None)
+    assert mujoco_benchmark.parse_override("trust_region:aspo") == ("trust_region", "aspo")
+    assert mujoco_benchmark.parse_override('policy_kwargs:"dict(a=1)"') == ("policy_kwargs", "dict(a=1)")
+    for bad in ("gamma", ":0.9"):
+        with pytest.raises(ValueError, match="KEY:VALUE"):
+            mujoco_benchmark.parse_override(bad)
+
+
 def test_tiny_benchmark_run_and_resume(tmp_path):
     pytest.importorskip("mujoco")
     pytest.importorskip("matplotlib")
