@@ -37,6 +37,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENVS = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
+# The "PPO" of most papers and CleanRL: SB3's PPO defaults (1 env x 2048 steps, batch 64, 10 epochs, lr 3e-4, clip 0.2,
+# gamma 0.99, lambda 0.95, 64x64 tanh networks), with VecNormalize on observations and rewards
+PPO_DEFAULT_ENTRY: dict[str, Any] = {"n_envs": 1, "normalize": True}
+ALGOS = ("fpo", "ppo", "ppo_default")
 # Keys of a zoo entry that are not constructor arguments of the algorithm
 ZOO_ONLY_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_wrapper", "frame_stack", "callback")
 
@@ -113,8 +117,11 @@ def run(
     from sb3_fpo import FPO
 
     th.set_num_threads(1)
-    conf = Path(fpo_conf) if algo == "fpo" else Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
-    entry = zoo_entry(conf, env_id)
+    if algo == "ppo_default":
+        conf, entry = Path("SB3 PPO defaults"), dict(PPO_DEFAULT_ENTRY)
+    else:
+        conf = Path(fpo_conf) if algo == "fpo" else Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
+        entry = zoo_entry(conf, env_id)
     if algo == "fpo":
         entry.update(fpo_overrides or {})
     kwargs, n_envs, normalize = zoo_to_kwargs(entry)
@@ -235,7 +242,7 @@ def plot_curves(path: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=DEFAULT_ENVS)
-    parser.add_argument("--algos", nargs="+", default=["fpo", "ppo"], choices=["fpo", "ppo"])
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=1_000_000)
     parser.add_argument("--eval-freq", type=int, default=50_000)
