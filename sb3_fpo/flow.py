@@ -32,6 +32,8 @@ TrustRegion = Literal["ppo", "spo", "aspo"]
 TauSampling = Literal["uniform", "discrete"]
 IntegrationMethod = Literal["euler", "midpoint", "heun"]
 NoiseMode = Literal["zero", "random", "fixed"]
+#: Starting noises of a deterministic ``predict`` (``random`` is ``predict(deterministic=False)``)
+DeterministicNoise = Literal["zero", "fixed"]
 
 VelocityFn = Callable[[th.Tensor, float], th.Tensor]
 
@@ -191,7 +193,8 @@ def initial_noise(
 
     * ``random``: fresh ``N(0, I)`` noise from torch's global generator (seeded by SB3's ``set_random_seed``);
     * ``zero``: ``x_0 = 0`` (FPO++ zero-sampling; the mode of the noise, deterministic);
-    * ``fixed``: the same ``N(0, I)`` draw on every call, from a generator seeded with ``seed``.
+    * ``fixed``: one ``N(0, I)`` draw of the last dimension, from a generator seeded with ``seed``, shared by every
+      row: the same starting point for every observation and every call, whatever the batch size.
     """
     if mode == "random":
         return th.randn(shape, device=device)
@@ -199,7 +202,7 @@ def initial_noise(
         return th.zeros(shape, device=device)
     if mode == "fixed":
         generator = th.Generator(device="cpu").manual_seed(seed)
-        return th.randn(shape, generator=generator).to(device)
+        return th.randn(shape[-1:], generator=generator).to(device).expand(shape)
     raise ValueError(f"Unknown noise mode {mode!r}")
 
 

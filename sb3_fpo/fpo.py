@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pathlib
 import pickle
 import zipfile
@@ -14,7 +15,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
@@ -276,8 +277,33 @@ class FPO(PPO):
                 "must be loaded with that algorithm's class."
             )
 
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        if policy_name not in self.policy_aliases:
+            raise ValueError(f"Unknown policy {policy_name!r} for FPO. Valid names: {', '.join(self.policy_aliases)}.")
+        return self.policy_aliases[policy_name]
+
+    def learn(
+        self: SelfFPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "FPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfFPO:
+        """PPO's ``learn``; TensorBoard runs are named ``FPO_1``, ``FPO_2``, ... by default."""
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
     def _setup_model(self) -> None:
         self._check_policy_class()
+        self.sb3_fpo_version = sb3_fpo_version()  # saved with the model, named by load errors
         if self.rollout_buffer_class is None:
             is_dict = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = FlowDictRolloutBuffer if is_dict else FlowRolloutBuffer
@@ -287,11 +313,6 @@ class FPO(PPO):
                 f"got {self.rollout_buffer_class}."
             )
         super()._setup_model()
-
-    def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
-        """SB3's ``collect_rollouts``; the parameters are fixed meanwhile, so the sampler caches its constants."""
-        with self.policy.velocity_net.frozen_parameters():
-            return super().collect_rollouts(*args, **kwargs)
 
     def _check_rollout_finite(self) -> None:
         buffer = self.rollout_buffer
@@ -355,61 +376,90 @@ class FPO(PPO):
 
         buffer.set_flow_samples(unflatten(tau), unflatten(eps), unflatten(th.cat(old_cfm)))
 
+    def fpo_loss(
+        self, rollout_data: Any, clip_range: float, clip_range_vf: float | None
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """
+        FPO's loss on one minibatch: where it differs from PPO's ``train()``, all in one place.
+
+        The CFM losses of the stored (tau, eps) pairs under the current parameters (clamped, as the old ones),
+        the ratio ``exp(L_old - L_new)`` (averaged or per sample, with the log-ratio clamp), the trust region, and
+        PPO's value loss.
+
+        :return: the total loss, the policy loss, the value loss, and the statistics
+            ``[ratio min, ratio mean, ratio max, clip fraction, raw CFM loss, CFM clamp fraction, log-ratio clamp
+            fraction, KL proxy]`` (detached)
+        """
+        values, neg_cfm, _ = self.policy.evaluate_actions(
+            rollout_data.observations, rollout_data.actions, rollout_data.tau, rollout_data.eps
+        )
+        values = values.flatten()
+        raw_cfm = -neg_cfm
+        new_cfm = clamp_cfm(raw_cfm, self.cfm_loss_clamp)
+        old_cfm = clamp_cfm(rollout_data.old_cfm, self.cfm_loss_clamp)
+
+        advantages = rollout_data.advantages
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        # FPO ratio: exp(L_old - L_new), exactly 1 on the first minibatch of an update
+        raw_log_ratio = fpo_log_ratio(old_cfm, new_cfm, self.ratio_mode)
+        low, high = self.log_ratio_clamp
+        log_ratio = clamp_log_ratio(raw_log_ratio, low, high, self.log_ratio_straight_through)
+        ratio = th.exp(log_ratio)
+        policy_loss = -surrogate_objective(ratio, advantages, clip_range, self.trust_region).mean()
+
+        if clip_range_vf is None:
+            values_pred = values
+        else:
+            values_pred = rollout_data.old_values + th.clamp(values - rollout_data.old_values, -clip_range_vf, clip_range_vf)
+        value_loss = F.mse_loss(rollout_data.returns, values_pred)
+
+        with th.no_grad():
+            cfm_clamp_frac = raw_cfm.new_zeros(())
+            if self.cfm_loss_clamp is not None:
+                cfm_clamp_frac = (raw_cfm > self.cfm_loss_clamp).float().mean()
+            stats = th.stack(
+                [
+                    ratio.min(),
+                    ratio.mean(),
+                    ratio.max(),
+                    ((ratio - 1).abs() > clip_range).float().mean(),
+                    raw_cfm.mean(),
+                    cfm_clamp_frac,
+                    (raw_log_ratio != log_ratio).float().mean(),
+                    kl_proxy(log_ratio),
+                ]
+            )
+        return policy_loss + self.vf_coef * value_loss, policy_loss, value_loss, stats
+
     def train(self) -> None:
         """
         Update policy using the currently gathered rollout buffer.
 
-        PPO's ``train()`` with the FPO ratio and trust region (copied rather than inherited because PPO computes
-        its ratio inline, with no hook to replace it).
+        PPO's ``train()`` loop (copied rather than inherited because PPO computes its ratio and loss inline, with no
+        hook to replace them); the FPO loss of a minibatch is :meth:`fpo_loss`.
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        clip_range_vf = None
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
         self._check_rollout_finite()
         self._store_flow_samples()
-        low, high = self.log_ratio_clamp
-        log_ratio_clamped = low is not None or high is not None
 
         pg_losses: list[float] = []
         value_losses: list[float] = []
         approx_kl_divs: list[float] = []
-        # Per-minibatch statistics, kept on the device and read once at the end
-        stats: list[th.Tensor] = []
+        stats: list[th.Tensor] = []  # per-minibatch statistics, kept on the device and read once at the end
 
         continue_training = True
         for epoch in range(self.n_epochs):
             approx_kl_divs = []
             for rollout_data in self.rollout_buffer.get(self.batch_size):
-                values, neg_cfm, _ = self.policy.evaluate_actions(
-                    rollout_data.observations, rollout_data.actions, rollout_data.tau, rollout_data.eps
-                )
-                values = values.flatten()
-                raw_cfm = -neg_cfm
-                new_cfm = clamp_cfm(raw_cfm, self.cfm_loss_clamp)
-                old_cfm = clamp_cfm(rollout_data.old_cfm, self.cfm_loss_clamp)
-
-                advantages = rollout_data.advantages
-                if self.normalize_advantage and len(advantages) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-                # FPO ratio: exp(L_old - L_new), exactly 1 on the first minibatch of an update
-                raw_log_ratio = fpo_log_ratio(old_cfm, new_cfm, self.ratio_mode)
-                log_ratio = clamp_log_ratio(raw_log_ratio, low, high, self.log_ratio_straight_through)
-                ratio = th.exp(log_ratio)
-                policy_loss = -surrogate_objective(ratio, advantages, clip_range, self.trust_region).mean()
-
-                if self.clip_range_vf is None:
-                    values_pred = values
-                else:
-                    values_pred = rollout_data.old_values + th.clamp(
-                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
-                    )
-                value_loss = F.mse_loss(rollout_data.returns, values_pred)
-                loss = policy_loss + self.vf_coef * value_loss
-
+                loss, policy_loss, value_loss, minibatch_stats = self.fpo_loss(rollout_data, clip_range, clip_range_vf)
                 if not th.isfinite(loss):
                     raise ValueError(
                         f"The FPO loss became non-finite (policy {policy_loss.item()}, value {value_loss.item()}) at "
@@ -418,26 +468,9 @@ class FPO(PPO):
                     )
                 pg_losses.append(policy_loss.item())
                 value_losses.append(value_loss.item())
-
-                with th.no_grad():
-                    approx_kl_div = kl_proxy(log_ratio).item()
-                    approx_kl_divs.append(approx_kl_div)
-                    cfm_clamp_frac = raw_cfm.new_zeros(())
-                    if self.cfm_loss_clamp is not None:
-                        cfm_clamp_frac = (raw_cfm > self.cfm_loss_clamp).float().mean()
-                    stats.append(
-                        th.stack(
-                            [
-                                ratio.min(),
-                                ratio.mean(),
-                                ratio.max(),
-                                ((ratio - 1).abs() > clip_range).float().mean(),
-                                raw_cfm.mean(),
-                                cfm_clamp_frac,
-                                (raw_log_ratio != log_ratio).float().mean(),
-                            ]
-                        )
-                    )
+                stats.append(minibatch_stats)
+                approx_kl_div = minibatch_stats[7].item()
+                approx_kl_divs.append(approx_kl_div)
 
                 if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
                     continue_training = False
@@ -476,11 +509,11 @@ class FPO(PPO):
         self.logger.record("train/ratio_max", float(stat[:, 2].max()))
         if self.cfm_loss_clamp is not None:
             self.logger.record("train/cfm_clamp_fraction", float(stat[:, 5].mean()))
-        if log_ratio_clamped:
+        if self.log_ratio_clamp != (None, None):
             self.logger.record("train/log_ratio_clamp_fraction", float(stat[:, 6].mean()))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
-        if self.clip_range_vf is not None:
+        if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
 
     # ------------------------------------------------------------------ persistence
@@ -496,7 +529,20 @@ class FPO(PPO):
         force_reset: bool = True,
         **kwargs: Any,
     ) -> SelfFPO:
-        """Load an FPO model (see ``BaseAlgorithm.load``); unreadable or foreign files raise ``ValueError``."""
+        """
+        Load an FPO model (see ``BaseAlgorithm.load``).
+
+        Errors name the cause: ``FileNotFoundError`` with the path as given; ``ValueError`` for a file that is not a
+        readable SB3 zip (corrupted), for one saved by another algorithm, and for one whose policy does not fit
+        this version of sb3_fpo (unknown policy keyword arguments or different parameters), with the version that
+        wrote it.
+        """
+        if isinstance(path, (str, pathlib.Path)):
+            given = pathlib.Path(path)
+            with_suffix = given.with_name(given.name + ".zip")  # SB3 also tries the path with .zip added
+            if not given.exists() and (given.suffix == ".zip" or not with_suffix.exists()):
+                tried = "" if given.suffix == ".zip" else f" (nor at {str(with_suffix)!r})"
+                raise FileNotFoundError(f"No FPO model file at {str(path)!r}{tried}.")
         try:
             return super().load(
                 path,
@@ -507,23 +553,51 @@ class FPO(PPO):
                 force_reset=force_reset,
                 **kwargs,
             )
-        except FileNotFoundError:
-            raise
-        except ValueError as error:
-            if "FlowPolicy" in str(error):
+        except TypeError as error:
+            # The policy class refused a saved keyword argument (FlowPolicy(**policy_kwargs))
+            if "keyword argument" not in str(error):
                 raise
-            raise ValueError(f"Could not load an FPO model from {path!r}: {error}") from error
-        except (
-            zipfile.BadZipFile,
-            pickle.UnpicklingError,
-            AssertionError,
-            KeyError,
-            RuntimeError,
-            EOFError,
-            TypeError,
-            AttributeError,
-        ) as error:
-            raise ValueError(
-                f"Could not load an FPO model from {path!r}: the file is corrupted or was not written by "
-                f"FPO.save() ({type(error).__name__}: {error})."
-            ) from error
+            raise ValueError(_incompatible(path, f"its policy_kwargs are not accepted: {error}")) from error
+        except RuntimeError as error:
+            if "Error(s) in loading state_dict" not in str(error):  # else: torch could not read policy.pth
+                raise ValueError(_corrupted(path, error)) from error
+            raise ValueError(_incompatible(path, f"its parameters do not fit the policy: {error}")) from error
+        except (AssertionError, ValueError) as error:
+            # SB3's own words for a file that is not a zip, or a zip without its "data" entry
+            if "wasn't a zip-file" not in str(error) and "No data found" not in str(error):
+                raise
+            raise ValueError(_corrupted(path, error)) from error
+        except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as error:
+            raise ValueError(_corrupted(path, error)) from error
+
+
+def _corrupted(path: Any, error: BaseException) -> str:
+    return (
+        f"Could not load an FPO model from {path!r}: the file is corrupted or was not written by FPO.save() "
+        f"({type(error).__name__}: {error})."
+    )
+
+
+def _incompatible(path: Any, reason: str) -> str:
+    version = _saved_version(path)
+    written = f"sb3_fpo {version}" if version else "an sb3_fpo version that did not record itself"
+    return (
+        f"Could not load an FPO model from {path!r}: it was written by {written} and {reason}. This is sb3_fpo "
+        f"{sb3_fpo_version()}; load it with the version that saved it, or pass the changed entries in "
+        "custom_objects={'policy_kwargs': ...}."
+    )
+
+
+def _saved_version(path: Any) -> str | None:
+    """The sb3_fpo version recorded in a saved model (``None`` if absent or unreadable)."""
+    try:
+        if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).exists():
+            path = f"{path}.zip"
+        with zipfile.ZipFile(path) as archive:  # type: ignore[arg-type]
+            return json.loads(archive.read("data")).get("sb3_fpo_version")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def sb3_fpo_version() -> str:
+    return (pathlib.Path(__file__).parent / "version.txt").read_text().strip()

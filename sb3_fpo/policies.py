@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -24,6 +22,7 @@ from torch.nn import functional as F
 
 from sb3_fpo.flow import (
     CfmReduction,
+    DeterministicNoise,
     IntegrationMethod,
     NoiseMode,
     cfm_loss,
@@ -78,8 +77,8 @@ class VelocityNet(nn.Module):
             layers += [nn.Linear(n_in, n_out), activation_fn()]
         layers.append(nn.Linear(hidden[-1], action_dim))
         self.trunk = nn.Sequential(*layers)
-        self._euler_cache: tuple[Any, tuple[Any, ...]] | None = None  # see frozen_parameters
-        self._cache_constants = False
+        self._grid_cache: dict[tuple[int, th.device, th.dtype], tuple[th.Tensor, th.Tensor]] = {}  # see _grid
+        self._euler_cache: tuple[Any, th.Tensor, tuple[Any, ...]] | None = None  # see _euler_constants
 
     def condition(self, latent: th.Tensor) -> th.Tensor:
         """Observation part of the first layer, shape ``(B, H)``; pass it to :meth:`forward`."""
@@ -123,41 +122,57 @@ class VelocityNet(nn.Module):
             y = th.addmm(y, h, step_weight)
         return y + n_steps * step_bias
 
-    @contextmanager
-    def frozen_parameters(self) -> Iterator[None]:
-        """
-        Promise that the parameters do not change inside the block (FPO's rollouts): :meth:`euler` then computes
-        its observation-independent constants once and reuses them. Outside such a block they are recomputed on
-        every call. Version counters cannot tell instead: torch's fused Adam updates parameters without
-        bumping them.
-        """
-        self._euler_cache, self._cache_constants = None, True
-        try:
-            yield
-        finally:
-            self._euler_cache, self._cache_constants = None, False
-
     def _euler_constants(self, n_steps: int, like: th.Tensor) -> tuple[Any, ...]:
-        """The observation-independent parts of :meth:`euler` (cached inside :meth:`frozen_parameters`)."""
-        key = None
-        if self._cache_constants and not th.is_grad_enabled():  # with autograd, recompute to keep the graph
-            key = (n_steps, like.device, like.dtype)
-            if self._euler_cache is not None and self._euler_cache[0] == key:
-                return self._euler_cache[1]
+        """
+        The observation-independent parts of :meth:`euler`. Without autograd (rollouts, ``predict``) they are cached
+        and reused while the parameters they come from are bitwise the same as when they were computed: one
+        ``cat`` and one ``equal`` per call instead of the dozen small ops that rebuild them. Any change to the
+        weights (an optimizer step, ``load_state_dict``, an in-place copy through ``.data``, which leaves version
+        counters as they were, as torch's fused Adam does) is seen on the next call.
+        """
+        snapshot = None
+        if not th.is_grad_enabled():  # with autograd, recompute to keep the graph
+            snapshot = th.cat([param.reshape(-1) for param in self._constant_parameters()])
+            cache = self._euler_cache
+            if (
+                cache is not None
+                and cache[0] == (n_steps, like.device, like.dtype)
+                and cache[1].shape == snapshot.shape
+                and th.equal(cache[1], snapshot)
+            ):
+                return cache[2]
         dt = 1.0 / n_steps
         *hidden, out = [layer for layer in self.trunk if isinstance(layer, nn.Linear)]
         activations = [_fast_activation(layer) for layer in self.trunk if not isinstance(layer, nn.Linear)]
-        layers = [(layer.bias, layer.weight.T) for layer in hidden]
         step_weight = (dt * self.output_scale) * out.weight.T  # (H_last, D)
         step_bias = (dt * self.output_scale) * out.bias  # (D,)
         x_weight = self.x_proj.weight.T  # (D, H)
-        steps = th.arange(n_steps, device=like.device, dtype=like.dtype).unsqueeze(-1)
+        steps, embedding = self._grid(n_steps, like)
         # Time term of step k plus W_x (k * step_bias), the bias part of x_k moved into the first layer
-        time_bias = (self.time_term(steps * dt) + steps * (step_bias @ x_weight)).unsqueeze(1)  # (K, 1, H)
-        constants = (activations, layers, step_weight, step_bias, x_weight, time_bias)
-        if key is not None:
-            self._euler_cache = (key, constants)
+        time_bias = th.addmm(th.outer(steps, step_bias @ x_weight), embedding, self.time_proj.weight.T).unsqueeze(1)
+        layers: list[tuple[th.Tensor, th.Tensor]]
+        if snapshot is None:
+            layers = [(layer.bias, layer.weight.T) for layer in hidden]
+            return activations, layers, step_weight, step_bias, x_weight, time_bias  # time_bias: (K, 1, H)
+        # Cached: copies, not views of parameters that may change later
+        layers = [(layer.bias.clone(), layer.weight.T.clone()) for layer in hidden]
+        constants = (activations, layers, step_weight, step_bias, x_weight.clone(), time_bias)
+        self._euler_cache = ((n_steps, like.device, like.dtype), snapshot, constants)
         return constants
+
+    def _constant_parameters(self) -> list[th.Tensor]:
+        """The parameters :meth:`_euler_constants` reads (all but the observation projection)."""
+        return [param for name, param in self.named_parameters() if not name.startswith("latent_proj.")]
+
+    def _grid(self, n_steps: int, like: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Step indices ``k`` (K,) and the time embedding of ``k / K`` (K, E): functions of ``n_steps`` alone, cached."""
+        key = (n_steps, like.device, like.dtype)
+        grid = self._grid_cache.get(key)
+        if grid is None:
+            steps = th.arange(n_steps, device=like.device, dtype=like.dtype)
+            grid = (steps, time_embedding(steps.unsqueeze(-1) / n_steps, self.time_embed_dim))
+            self._grid_cache[key] = grid
+        return grid
 
 
 def _fast_activation(module: nn.Module) -> Any:
@@ -200,8 +215,8 @@ class FlowPolicy(ActorCriticPolicy):
     :param eval_flow_steps: Integration steps for :meth:`predict`; ``None`` = ``flow_steps``
     :param eval_flow_method: Integrator for :meth:`predict`; ``None`` = ``flow_method``
     :param deterministic_noise: Starting noise of ``predict(deterministic=True)``: ``zero`` (FPO++ zero-sampling,
-        default), ``fixed`` (one fixed N(0, I) draw, seeded by ``noise_seed``) or ``random`` (fresh noise, i.e.
-        the same as ``deterministic=False``). ``predict(deterministic=False)`` always uses fresh noise.
+        default) or ``fixed`` (one N(0, I) draw, seeded by ``noise_seed``, the same for every observation).
+        ``predict(deterministic=False)`` uses fresh noise.
     :param noise_seed: Seed of the ``fixed`` noise mode
     :param source_std: Standard deviation of the source noise: the sampler starts from ``x_0 = source_std * eps``
         and the CFM loss uses ``x_tau = tau a + (1 - tau) source_std eps``, target ``a - source_std eps``
@@ -238,7 +253,7 @@ class FlowPolicy(ActorCriticPolicy):
         flow_method: IntegrationMethod = "euler",
         eval_flow_steps: int | None = None,
         eval_flow_method: IntegrationMethod | None = None,
-        deterministic_noise: NoiseMode = "zero",
+        deterministic_noise: DeterministicNoise = "zero",
         noise_seed: int = 0,
         source_std: float = 1.0,
         cfm_reduction: CfmReduction = "mean",
@@ -267,7 +282,13 @@ class FlowPolicy(ActorCriticPolicy):
         check_choice("flow_method", flow_method, IntegrationMethod)
         if eval_flow_method is not None:
             check_choice("eval_flow_method", eval_flow_method, IntegrationMethod)
-        check_choice("deterministic_noise", deterministic_noise, NoiseMode)
+        if deterministic_noise == "random":
+            raise ValueError(
+                "deterministic_noise='random' was removed: it was the same as predict(deterministic=False). "
+                "Use 'zero' (zero-sampling) or 'fixed'. A model saved with it loads with "
+                "FPO.load(path, custom_objects={'policy_kwargs': {...its policy_kwargs, 'deterministic_noise': 'zero'}})."
+            )
+        check_choice("deterministic_noise", deterministic_noise, DeterministicNoise)
         check_choice("cfm_reduction", cfm_reduction, CfmReduction)
         if net_arch is None and features_extractor_class is not NatureCNN:
             net_arch = dict(pi=[], vf=[64, 64])
@@ -285,7 +306,7 @@ class FlowPolicy(ActorCriticPolicy):
         self.flow_method: IntegrationMethod = flow_method
         self.eval_flow_steps = eval_flow_steps
         self.eval_flow_method = eval_flow_method
-        self.deterministic_noise: NoiseMode = deterministic_noise
+        self.deterministic_noise: DeterministicNoise = deterministic_noise
         self.noise_seed = noise_seed
         self.source_std = float(source_std)
         self.cfm_reduction: CfmReduction = cfm_reduction
@@ -453,19 +474,38 @@ class FlowPolicy(ActorCriticPolicy):
         return self._cfm_from_latent(self._actor_latent(obs), actions, tau, eps)
 
     def evaluate_actions(  # type: ignore[override]
-        self, obs: PyTorchObs, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor
+        self,
+        obs: PyTorchObs,
+        actions: th.Tensor,
+        tau: th.Tensor | None = None,
+        eps: th.Tensor | None = None,
+        n_samples: int = 8,
     ) -> tuple[th.Tensor, th.Tensor, None]:
         """
-        Values and the FPO log-likelihood surrogate of ``actions``.
+        Values and the FPO log-likelihood surrogate of ``actions``: the negated CFM losses ``-l(tau_i, eps_i)``.
 
-        :param actions: shape ``(B, D)``
-        :param tau: flow times, shape ``(B, N, 1)``
-        :param eps: noises, shape ``(B, N, D)``
-        :return: values ``(B, 1)``, negated per-sample CFM losses ``-l(tau_i, eps_i)`` of shape ``(B, N)``,
-            and ``None`` (no closed-form entropy)
+        Called as SB3 calls ``ActorCriticPolicy.evaluate_actions(obs, actions)``, it draws ``n_samples`` fresh pairs
+        (``tau ~ U[0, 1]``, ``eps ~ N(0, I)``) and returns the per-transition surrogate ``-mean_i l(tau_i, eps_i)``
+        of shape ``(B,)``, in the place of a log-probability (higher is more likely; it is not normalised and, with
+        fresh pairs, not deterministic). With given pairs (FPO's training: the same pairs for the old and the new
+        parameters) it returns the per-sample surrogates, shape ``(B, N)``.
+
+        :param actions: shape ``(B, D)`` (or ``(B, *action_shape)``)
+        :param tau: flow times, shape ``(B, N, 1)``; ``None`` (with ``eps``) draws fresh pairs
+        :param eps: noises, shape ``(B, N, D)``; ``None`` (with ``tau``) draws fresh pairs
+        :param n_samples: number of fresh pairs per transition when ``tau`` and ``eps`` are not given
+        :return: values ``(B, 1)``; the surrogate, ``(B, N)`` for given pairs, ``(B,)`` for fresh ones; ``None``
+            for the entropy (a flow policy has none in closed form)
         """
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
+        if tau is None and eps is None:
+            batch = latent_pi.shape[0]
+            tau = th.rand((batch, n_samples, 1), device=latent_pi.device)
+            eps = th.randn((batch, n_samples, self.action_dim), device=latent_pi.device)
+            return values, -self._cfm_from_latent(latent_pi, actions, tau, eps).mean(dim=-1), None
+        if tau is None or eps is None:
+            raise ValueError("evaluate_actions needs both tau and eps, or neither (fresh pairs are then drawn).")
         return values, -self._cfm_from_latent(latent_pi, actions, tau, eps), None
 
 

@@ -107,6 +107,7 @@ def test_initial_noise_modes():
     assert th.equal(flow.initial_noise((3, 2), "zero"), th.zeros(3, 2))
     fixed_a, fixed_b = flow.initial_noise((3, 2), "fixed", seed=7), flow.initial_noise((3, 2), "fixed", seed=7)
     assert th.equal(fixed_a, fixed_b) and not th.equal(fixed_a, flow.initial_noise((3, 2), "fixed", seed=8))
+    assert th.equal(fixed_a, fixed_a[:1].expand(3, 2)) and th.equal(fixed_a[0], flow.initial_noise((1, 2), "fixed", seed=7)[0])
     assert not th.equal(flow.initial_noise((3, 2), "random"), flow.initial_noise((3, 2), "random"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import zipfile
 
 import numpy as np
@@ -10,12 +11,13 @@ import pytest
 import torch as th
 from conftest import SMALL, TargetEnv
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
+import sb3_fpo
 from sb3_fpo import FPO, FlowCnnPolicy, FlowMultiInputPolicy, FlowPolicy
 from sb3_fpo.flow import integrate
 from sb3_fpo.policies import VelocityNet
@@ -28,9 +30,9 @@ POLICY_ENVS = {
 
 
 def make_model(policy: str, **kwargs) -> FPO:
-    params = copy.deepcopy(SMALL)
+    params = {"seed": 0, **copy.deepcopy(SMALL)}
     params.update(kwargs)
-    return FPO(policy, POLICY_ENVS[policy][1](), seed=0, **params)
+    return FPO(policy, POLICY_ENVS[policy][1](), **params)
 
 
 def observations(model: FPO, n: int = 4):
@@ -123,8 +125,24 @@ def test_noise_modes_of_predict():
     fixed = model.predict(obs, deterministic=True)[0]
     assert np.array_equal(fixed, model.predict(obs, deterministic=True)[0])
     assert not np.array_equal(fixed, zero)
-    model.policy.deterministic_noise = "random"
-    assert not np.array_equal(model.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_fixed_noise_is_one_starting_point_for_every_observation():
+    model = make_model("MlpPolicy", policy_kwargs=dict(deterministic_noise="fixed", noise_seed=3))
+    obs = np.tile(np.array([[0.3, -0.2]], dtype=np.float32), (20, 1))
+    actions = model.predict(obs, deterministic=True)[0]
+    assert np.array_equal(actions, np.tile(actions[:1], (20, 1)))  # 20 identical observations, one action
+    assert np.array_equal(actions[:1], model.predict(obs[:1], deterministic=True)[0])  # whatever the batch size
+    mixed = np.random.default_rng(0).uniform(-1, 1, (7, 2)).astype(np.float32)
+    mixed[4] = obs[0]
+    assert np.array_equal(model.predict(mixed, deterministic=True)[0][4], actions[0])  # whatever the row
+
+
+def test_random_deterministic_noise_is_refused_with_the_alternative():
+    with pytest.raises(ValueError, match=r"deterministic=False"):
+        make_model("MlpPolicy", policy_kwargs=dict(deterministic_noise="random"))
+    with pytest.raises(ValueError, match="Allowed values: 'zero', 'fixed'"):
+        make_model("MlpPolicy", policy_kwargs=dict(deterministic_noise="mean"))
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])
@@ -205,6 +223,23 @@ def test_evaluate_actions_shapes_and_sign():
     assert th.allclose(-neg_cfm, model.policy.cfm_losses(obs, actions, tau, eps))
 
 
+def test_evaluate_actions_as_sb3_calls_it():
+    # Tools written for ActorCriticPolicy call evaluate_actions(obs, actions): fresh pairs, one surrogate per transition
+    model = make_model("MlpPolicy")
+    obs, actions = th.as_tensor(observations(model, 6)), th.randn(6, 2)
+    th.manual_seed(0)
+    values, log_prob, entropy = model.policy.evaluate_actions(obs, actions)
+    assert values.shape == (6, 1) and log_prob.shape == (6,) and entropy is None
+    th.manual_seed(0)
+    tau, eps = th.rand(6, 8, 1), th.randn(6, 8, 2)  # the pairs it drew
+    assert th.allclose(log_prob, -model.policy.cfm_losses(obs, actions, tau, eps).mean(dim=-1))
+    assert model.policy.evaluate_actions(obs, actions, n_samples=3)[1].shape == (6,)
+    log_prob.mean().backward()  # differentiable, as a behaviour-cloning loss needs
+    assert model.policy.velocity_net.x_proj.weight.grad is not None
+    with pytest.raises(ValueError, match="both tau and eps"):
+        model.policy.evaluate_actions(obs, actions, tau=tau)
+
+
 def test_velocity_net_equals_concatenated_linear():
     th.manual_seed(0)
     net = VelocityNet(latent_dim=3, action_dim=2, time_embed_dim=4, net_arch=[5], activation_fn=th.nn.SiLU, output_scale=0.25)
@@ -265,21 +300,67 @@ def test_fused_euler_follows_parameter_changes_outside_rollouts(optimizer_kwargs
             assert not th.allclose(after, before) and th.allclose(after, reference(), atol=1e-5)
 
 
-def test_fused_euler_constants_computed_once_per_rollout(monkeypatch):
+def test_fused_euler_constants_reused_while_the_weights_are_unchanged(monkeypatch):
     model = make_model("MlpPolicy")
-    net = model.policy.velocity_net
     calls = []
-    original = VelocityNet.time_term
-    monkeypatch.setattr(VelocityNet, "time_term", lambda self, tau: calls.append(tau.shape) or original(self, tau))
-    model.learn(SMALL["n_steps"])
-    rollout_calls = [shape for shape in calls if shape == (model.policy.flow_steps, 1)]
-    assert len(rollout_calls) == 1  # one rollout of n_steps actions, constants computed once
-    assert net._euler_cache is None and not net._cache_constants  # the block is closed after the rollout
+    monkeypatch.setattr(VelocityNet, "_euler_constants", _counting(VelocityNet._euler_constants, calls))
     obs = th.zeros(2, 2)
     with th.no_grad():
+        for _ in range(3):
+            model.policy.sample_actions(obs, noise="zero")
+    assert calls == [True, False, False]  # computed once, then reused
+    with th.no_grad():
+        for param in model.policy.velocity_net.trunk.parameters():
+            param.data.mul_(1.5)  # through .data: no version counter moves
         model.policy.sample_actions(obs, noise="zero")
-        model.policy.sample_actions(obs, noise="zero")
-    assert len([shape for shape in calls if shape == (model.policy.flow_steps, 1)]) == 3  # recomputed per call
+    assert calls[-1] is True
+
+
+def _counting(method, calls):
+    """Wrap VelocityNet._euler_constants to record whether each call rebuilt the constants (True) or reused them."""
+
+    def wrapper(self, n_steps, like):
+        before = self._euler_cache
+        result = method(self, n_steps, like)
+        calls.append(self._euler_cache is not before)
+        return result
+
+    return wrapper
+
+
+class _LoadWeightsMidRollout(BaseCallback):
+    """Loads a given state dict into the policy at one step of the first rollout, as an EMA or BC callback might."""
+
+    def __init__(self, state_dict, at_step):
+        super().__init__()
+        self.state_dict, self.at_step = state_dict, at_step
+
+    def _on_step(self) -> bool:
+        if self.n_calls == self.at_step:
+            self.model.policy.load_state_dict(self.state_dict)
+        return True
+
+
+def test_weights_changed_by_a_callback_during_a_rollout_are_used_at_once():
+    # The sampler's cached constants must follow a load_state_dict in the middle of a rollout: the actions after it
+    # are those of the loaded weights, exactly (same noise), never a mix of old and new weights.
+    other = make_model("MlpPolicy", seed=1)
+    model = make_model("MlpPolicy", seed=0)
+    callback = _LoadWeightsMidRollout(other.policy.state_dict(), at_step=5)
+    model.n_epochs = 1
+    th.manual_seed(123)
+    model.learn(SMALL["n_steps"], callback=callback)
+    buffer_actions = model.rollout_buffer.actions.reshape(-1, 2)
+    obs = th.as_tensor(model.rollout_buffer.observations.reshape(-1, 2))
+    # Replay the rollout's noise: the sampler drew one (1, 2) normal per step from torch's global generator
+    th.manual_seed(123)
+    noises = [th.randn(1, 2) for _ in range(SMALL["n_steps"])]
+    with th.no_grad():
+        latent = other.policy._actor_latent(obs[5:6])
+        expected = other.policy.velocity_net.euler(
+            other.policy.velocity_net.condition(latent), noises[5], other.policy.flow_steps
+        )
+    assert np.allclose(buffer_actions[5], expected.numpy()[0], atol=1e-5)
 
 
 def test_loading_a_ppo_file_is_a_clear_error(tmp_path):
@@ -305,6 +386,61 @@ def test_loading_a_corrupted_file_is_a_clear_error(tmp_path):
         FPO.load(tmp_path / "bad_params.zip")
     with pytest.raises(FileNotFoundError):
         FPO.load(tmp_path / "missing.zip")
+
+
+def _rewrite_data(src_path, dst_path, edit) -> None:
+    """Copy a saved model, passing its JSON ``data`` entry through ``edit``."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(dst_path, "w") as dst:
+        for item in src.infolist():
+            content = src.read(item.filename)
+            if item.filename == "data":
+                data = json.loads(content)
+                edit(data)
+                content = json.dumps(data).encode()
+            dst.writestr(item, content)
+
+
+def test_loading_a_missing_file_names_the_path_given(tmp_path):
+    for name in ("x.zip", "x"):
+        with pytest.raises(FileNotFoundError) as info:
+            FPO.load(tmp_path / name)
+        message = str(info.value)
+        assert str(tmp_path / name) in message and "x.zip.zip" not in message
+
+
+def test_loading_a_file_of_another_version_says_so(tmp_path):
+    model = make_model("MlpPolicy")
+    model.save(tmp_path / "model")
+    assert json.loads(zipfile.ZipFile(tmp_path / "model.zip").read("data"))["sb3_fpo_version"] == sb3_fpo.__version__
+
+    def future_option(data):
+        data["policy_kwargs"]["velocity_dropout"] = 0.1
+        data["sb3_fpo_version"] = "9.9.9"
+
+    _rewrite_data(tmp_path / "model.zip", tmp_path / "future.zip", future_option)
+    with pytest.raises(ValueError, match=r"written by sb3_fpo 9\.9\.9 .*policy_kwargs are not accepted.*velocity_dropout"):
+        FPO.load(tmp_path / "future.zip")
+
+    def other_sizes(data):
+        data["policy_kwargs"]["velocity_net_arch"] = [8]
+        del data["sb3_fpo_version"]
+
+    _rewrite_data(tmp_path / "model.zip", tmp_path / "resized.zip", other_sizes)
+    with pytest.raises(ValueError, match=r"did not record itself.*parameters do not fit") as info:
+        FPO.load(tmp_path / "resized.zip")
+    assert "corrupted" not in str(info.value)
+
+
+def test_unknown_policy_alias_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"'MLPPolicy'.*MlpPolicy, CnnPolicy, MultiInputPolicy"):
+        FPO("MLPPolicy", TargetEnv())
+
+
+def test_tensorboard_runs_are_named_fpo(tmp_path):
+    model = make_model("MlpPolicy", tensorboard_log=str(tmp_path))
+    model.learn(SMALL["n_steps"])
+    model.learn(SMALL["n_steps"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["FPO_1", "FPO_2"]
 
 
 def test_sb3_tooling_end_to_end(tmp_path):
