@@ -1,5 +1,5 @@
 """
-FPO against rl-zoo3-tuned SB3 PPO on Gymnasium MuJoCo v5 (the benchmark protocol of DESIGN.md §4).
+FPO against two SB3 PPO baselines on Gymnasium MuJoCo v5: rl-zoo3-tuned (``ppo``) and SB3's defaults (``ppo_default``).
 
 For every env × seed × algorithm, one process (``--workers`` at a time):
 
@@ -21,7 +21,6 @@ At the end it writes ``evaluations.csv`` (one row per evaluation),
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -33,61 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENVS = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
-# The "PPO" of most papers and CleanRL: SB3's PPO defaults (1 env x 2048 steps, batch 64, 10 epochs, lr 3e-4, clip 0.2,
-# gamma 0.99, lambda 0.95, 64x64 tanh networks), with VecNormalize on observations and rewards
-PPO_DEFAULT_ENTRY: dict[str, Any] = {"n_envs": 1, "normalize": True}
+# ppo_default, the "PPO" of most papers and CleanRL: SB3's PPO defaults (1 env x 2048 steps, batch 64, 10 epochs,
+# lr 3e-4, clip 0.2, gamma 0.99, lambda 0.95, 64x64 tanh networks), with VecNormalize on observations and rewards
 ALGOS = ("fpo", "ppo", "ppo_default")
-# Keys of a zoo entry that are not constructor arguments of the algorithm
-ZOO_ONLY_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_wrapper", "frame_stack", "callback")
-
-
-class _ZooLoader(yaml.SafeLoader):
-    """rl-zoo3's yml files use the ``!!float`` tag and anchors, both plain YAML; nothing else is needed."""
-
-
-def zoo_entry(path: Path, env_id: str) -> dict[str, Any]:
-    """The entry of ``env_id`` in a zoo-format file, else of its v4 then v2 id (the zoo tuned PPO on those)."""
-    table = yaml.load(path.read_text(), Loader=_ZooLoader)
-    for key in (env_id, env_id.replace("-v5", "-v4"), env_id.replace("-v5", "-v2")):
-        if key in table:
-            return dict(table[key])
-    raise KeyError(f"No entry for {env_id} (or its v4 id) in {path}")
-
-
-def zoo_to_kwargs(entry: dict[str, Any]) -> tuple[dict[str, Any], int, Any]:
-    """Turn a zoo entry into (algorithm kwargs, n_envs, normalize kwargs or None), as rl-zoo3 does."""
-    import torch as th
-    from rl_zoo3.utils import linear_schedule
-    from torch import nn
-
-    kwargs = {k: v for k, v in entry.items() if k not in ZOO_ONLY_KEYS}
-    if isinstance(kwargs.get("policy_kwargs"), str):
-        kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"], {"nn": nn, "th": th, "dict": dict})
-    for key in ("learning_rate", "clip_range", "clip_range_vf"):
-        if isinstance(kwargs.get(key), str) and kwargs[key].startswith("lin_"):
-            kwargs[key] = linear_schedule(float(kwargs[key][4:]))
-    normalize = entry.get("normalize", False)
-    if isinstance(normalize, str):
-        normalize = eval(normalize)
-    if normalize is True:
-        normalize = {}
-    return kwargs, int(entry.get("n_envs", 1)), (normalize if normalize is not False else None)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
     """``KEY:VALUE`` with a YAML value; numbers YAML 1.1 reads as strings (``6e-4``, no dot) are taken as floats."""
+    from sb3_fpo.presets import parse_value
+
     key, sep, text = item.partition(":")
     if not sep or not key:
         raise ValueError(f"--fpo-hyperparams takes KEY:VALUE items, got {item!r}")
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    return key, value
+    return key, parse_value(text)
 
 
 def evaluate(model: Any, eval_env: Any, episodes: int, deterministic: bool) -> tuple[float, float]:
@@ -115,16 +75,16 @@ def run(
     from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
     from sb3_fpo import FPO
+    from sb3_fpo.presets import Preset, load_preset
 
     th.set_num_threads(1)
     if algo == "ppo_default":
-        conf, entry = Path("SB3 PPO defaults"), dict(PPO_DEFAULT_ENTRY)
+        conf = "SB3 PPO defaults"
+        preset = Preset(env_id, "ppo_default", "MlpPolicy", 1, timesteps, {}, {})
     else:
-        conf = Path(fpo_conf) if algo == "fpo" else Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
-        entry = zoo_entry(conf, env_id)
-    if algo == "fpo":
-        entry.update(fpo_overrides or {})
-    kwargs, n_envs, normalize = zoo_to_kwargs(entry)
+        conf = fpo_conf if algo == "fpo" else str(Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml")
+        preset = load_preset(env_id, conf, overrides=fpo_overrides if algo == "fpo" else None)
+    kwargs, n_envs, normalize = preset.kwargs, preset.n_envs, preset.normalize
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
     if normalize is not None:
@@ -143,12 +103,21 @@ def run(
             sync_envs_normalization(env, eval_env)  # frozen copy: eval_env.training is False
         det = evaluate(model, eval_env, episodes, deterministic=True)
         sto = evaluate(model, eval_env, episodes, deterministic=False)
-        evaluations.append(dict(steps=model.num_timesteps, det_mean=det[0], det_std=det[1], sto_mean=sto[0], sto_std=sto[1]))
+        evaluations.append(
+            dict(
+                steps=model.num_timesteps,
+                det_mean=det[0],
+                det_std=det[1],
+                sto_mean=sto[0],
+                sto_std=sto[1],
+                train_time_s=train_time,
+            )
+        )
         partial = dict(algo=algo, env=env_id, seed=seed, evaluations=evaluations, train_time_s=train_time)
         progress.write_text(json.dumps(partial))
     result = dict(
         partial,  # algo, env, seed, evaluations, train_time_s
-        conf=str(conf),
+        conf=conf,
         hyperparams=repr(kwargs),
         n_envs=n_envs,
         normalize=repr(normalize),
@@ -168,7 +137,12 @@ def git_commit() -> str:
         return "unknown"
 
 
+def final(runs: list[dict[str, Any]], algo: str, key: str = "det_mean") -> list[float]:
+    return [r["evaluations"][-1][key] for r in runs if r["algo"] == algo]
+
+
 def report(out: Path, command: str) -> str:
+    """Write evaluations.csv, table.md and the curves of every finished run in ``out``; return the table."""
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
     with open(out / "evaluations.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -181,47 +155,56 @@ def report(out: Path, command: str) -> str:
     lines = [
         f"Command: `{command}` (runs made at commit {', '.join(sorted({r.get('commit', 'unrecorded') for r in runs}))})",
         "",
-        "| env | FPO deterministic | PPO deterministic | FPO/PPO | FPO stochastic | PPO stochastic | steps/s FPO/PPO "
-        "| seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        "Final deterministic return, mean ± std over seeds; best PPO = the baseline with the higher mean on that task.",
+        "",
+        "| env | FPO | PPO zoo-tuned | PPO default | FPO / PPO zoo | FPO / PPO default | FPO / best PPO "
+        "| FPO stochastic | steps/s FPO / best PPO | seeds FPO/zoo/default |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def cell(values: list[float]) -> str:
+        return f"{np.mean(values):.0f} ± {np.std(values):.0f}" if values else "—"
+
+    def ratio(a: list[float], b: list[float]) -> str:
+        return f"{np.mean(a) / np.mean(b):.2f}" if a and b and np.mean(b) != 0 else "—"
+
     for env_id in sorted({r["env"] for r in runs}):
-        final: dict[str, dict[str, list[float]]] = {}
-        for algo in ("fpo", "ppo"):
-            chosen = [r for r in runs if r["env"] == env_id and r["algo"] == algo]
-            final[algo] = {
-                "det": [r["evaluations"][-1]["det_mean"] for r in chosen],
-                "sto": [r["evaluations"][-1]["sto_mean"] for r in chosen],
-                # records rebuilt from evaluations.csv (see benchmarks/README.md) have no wall time
-                "sps": [r["steps_per_s"] for r in chosen if "steps_per_s" in r],
-            }
-
-        def cell(values: list[float]) -> str:
-            return f"{np.mean(values):.0f} ± {np.std(values):.0f}" if values else "—"
-
-        def ratio(a: list[float], b: list[float]) -> str:
-            return f"{np.mean(a) / np.mean(b):.2f}" if a and b and np.mean(b) != 0 else "—"
-
-        fpo, ppo = final["fpo"], final["ppo"]
-        seeds = f"{len(fpo['det'])}/{len(ppo['det'])}"
+        chosen = [r for r in runs if r["env"] == env_id]
+        fpo, ppo, default = (final(chosen, algo) for algo in ALGOS)
+        best = max((ppo, default), key=lambda v: np.mean(v) if v else -np.inf)
+        best_algo = "ppo" if best is ppo else "ppo_default"
+        # records rebuilt from evaluations.csv (see benchmarks/README.md) have no wall time
+        sps = {a: [r["steps_per_s"] for r in chosen if r["algo"] == a and "steps_per_s" in r] for a in ALGOS}
         lines.append(
-            f"| {env_id} | {cell(fpo['det'])} | {cell(ppo['det'])} | {ratio(fpo['det'], ppo['det'])} | {cell(fpo['sto'])} | "
-            f"{cell(ppo['sto'])} | {ratio(fpo['sps'], ppo['sps'])} | {seeds} |"
+            f"| {env_id} | {cell(fpo)} | {cell(ppo)} | {cell(default)} | {ratio(fpo, ppo)} | {ratio(fpo, default)} | "
+            f"{ratio(fpo, best)} | {cell(final(chosen, 'fpo', 'sto_mean'))} | {ratio(sps['fpo'], sps[best_algo])} | "
+            f"{len(fpo)}/{len(ppo)}/{len(default)} |"
         )
-        plot_curves(out / f"curves_{env_id}.png", env_id, [r for r in runs if r["env"] == env_id])
+        plot_curves(out / f"curves_{env_id}.png", env_id, chosen)
     text = "\n".join(lines) + "\n"
     (out / "table.md").write_text(text)
     return text
 
 
+def wall_times(run: dict[str, Any]) -> np.ndarray | None:
+    """Training seconds at each evaluation: recorded, else the run's total spread at its mean rate; None if unknown."""
+    evaluations = run["evaluations"]
+    if all("train_time_s" in e for e in evaluations):
+        return np.array([e["train_time_s"] for e in evaluations])
+    if "steps_per_s" in run:
+        return np.array([e["steps"] for e in evaluations]) / run["steps_per_s"]
+    return None
+
+
 def plot_curves(path: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
+    """Mean ± std deterministic return over seeds against environment steps and against training seconds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for algo, color in (("fpo", "tab:blue"), ("ppo", "tab:orange")):
+    fig, (by_steps, by_time) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange", "tab:green")):
         chosen = [r for r in runs if r["algo"] == algo]
         if not chosen:
             continue
@@ -229,11 +212,18 @@ def plot_curves(path: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
         steps = np.array([e["steps"] for e in chosen[0]["evaluations"][:length]])
         returns = np.array([[e["det_mean"] for e in r["evaluations"][:length]] for r in chosen])
         mean, std = returns.mean(axis=0), returns.std(axis=0)
-        ax.plot(steps, mean, color=color, label=f"{algo.upper()} ({len(chosen)} seeds)")
-        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
-    ax.set_title(f"{env_id}: deterministic return")
-    ax.set_xlabel("environment steps")
-    ax.legend()
+        label = f"{algo} ({len(chosen)} seeds)"
+        by_steps.plot(steps, mean, color=color, label=label)
+        by_steps.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
+        times = [t[:length] for t in map(wall_times, chosen) if t is not None]
+        if times:
+            by_time.plot(np.mean(times, axis=0), mean, color=color, label=label)
+            by_time.fill_between(np.mean(times, axis=0), mean - std, mean + std, color=color, alpha=0.2)
+    by_steps.set_title(f"{env_id}: deterministic return")
+    by_steps.set_xlabel("environment steps")
+    by_time.set_title("against training time (mean over seeds)")
+    by_time.set_xlabel("training seconds, one core")
+    by_steps.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -257,17 +247,22 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default="benchmarks/results/mujoco")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the table and curves of finished runs")
     args = parser.parse_args()
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
 
-    jobs = [
-        (algo, env_id, seed)
-        for seed in args.seeds  # seed-major: a run cut short leaves every env with its first seeds
-        for env_id in args.envs
-        for algo in args.algos
-        if not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
-    ]
+    jobs = (
+        []
+        if args.report_only
+        else [
+            (algo, env_id, seed)
+            for seed in args.seeds  # seed-major: a run cut short leaves every env with its first seeds
+            for env_id in args.envs
+            for algo in args.algos
+            if not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
+        ]
+    )
     print(f"{len(jobs)} runs to do ({len(args.envs) * len(args.seeds) * len(args.algos) - len(jobs)} already done)")
     overrides = dict(parse_override(item) for item in args.fpo_hyperparams)
     settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out), overrides)

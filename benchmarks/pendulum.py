@@ -23,12 +23,10 @@ from typing import Any
 
 import numpy as np
 
-# rl-zoo3 2.9.2 hyperparams/ppo.yml, Pendulum-v1 (clip_range 0.2 is also FPO's default)
-ZOO_PPO = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, learning_rate=1e-3, clip_range=0.2)
-N_ENVS = 4
-
+# PPO: rl-zoo3 2.9.2's tuned Pendulum-v1 entry (hyperparams/ppo.yml, with gSDE); FPO: its preset in
+# hyperparams/fpo.yml, the same settings without gSDE. Variants override entries of these.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "ppo_zoo": dict(algo="ppo", use_sde=True, sde_sample_freq=4),
+    "ppo_zoo": dict(algo="ppo"),
     "fpo_default": dict(algo="fpo"),
     "fpo_clip0.05": dict(algo="fpo", clip_range=0.05),
     "fpo_per_sample": dict(algo="fpo", ratio_mode="per_sample"),
@@ -58,11 +56,18 @@ def run(variant: str, seed: int, timesteps: int, eval_freq: int, eval_episodes: 
     from stable_baselines3.common.evaluation import evaluate_policy
 
     from sb3_fpo import FPO
+    from sb3_fpo.presets import load_preset
 
-    settings = dict(ZOO_PPO)
-    settings.update({k: v for k, v in VARIANTS[variant].items() if k != "algo"})
-    algo = FPO if VARIANTS[variant]["algo"] == "fpo" else PPO
-    env = make_vec_env("Pendulum-v1", n_envs=N_ENVS, seed=seed)
+    is_fpo = VARIANTS[variant]["algo"] == "fpo"
+    if is_fpo:
+        preset = load_preset("Pendulum-v1")
+    else:
+        import rl_zoo3
+
+        preset = load_preset("Pendulum-v1", path=Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml")
+    settings = {**preset.kwargs, **{k: v for k, v in VARIANTS[variant].items() if k != "algo"}}
+    algo = FPO if is_fpo else PPO
+    env = make_vec_env("Pendulum-v1", n_envs=preset.n_envs, seed=seed)
     eval_env = make_vec_env("Pendulum-v1", n_envs=1, seed=seed + 10_000)
     model = algo("MlpPolicy", env, seed=seed, device="cpu", **settings)
     curve, train_time = [], 0.0

@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-PRESETS = Path(__file__).resolve().parents[1] / "hyperparams" / "fpo.yml"
 MIDDLE_STATES = np.array([[-0.5, 0.0], [0.0, 0.0], [0.5, 0.0]], dtype=np.float32)
 SETTING_KEYS = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range")
 
@@ -49,16 +47,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def preset(env_id: str = "TwoGoal-v0") -> dict[str, Any]:
     """The shipped FPO preset, as FPO keyword arguments plus ``n_envs``."""
-    entry = dict(yaml.safe_load(PRESETS.read_text())[env_id])
-    for key in ("policy", "n_timesteps", "normalize"):
-        entry.pop(key, None)
-    if "policy_kwargs" in entry:
-        entry["policy_kwargs"] = eval(entry["policy_kwargs"])  # zoo format: a "dict(...)" string
-    return entry
+    from sb3_fpo.presets import load_preset
+
+    loaded = load_preset(env_id)
+    return {**loaded.kwargs, "n_envs": loaded.n_envs}
 
 
 def diagnose(model: Any, seed: int, k: int, episodes: int) -> dict[str, Any]:
-    from sb3_fpo.diagnostics import action_mode_report, goal_split
+    from sb3_fpo.diagnostics import action_mode_report
+    from sb3_fpo.envs.two_goal_diagnostics import goal_split
 
     report = action_mode_report(model, MIDDLE_STATES, k=k, dim=1, seed=seed)
     origin = goal_split(model, "TwoGoal-v0", starts=[[0.0, 0.0]], n_episodes=episodes, seed=seed)
@@ -153,7 +150,8 @@ def summarize(results: list[dict[str, Any]], command: str) -> str:
 
 
 def pictures(results: list[dict[str, Any]], out: Path, k: int) -> None:
-    from sb3_fpo.diagnostics import plot_action_samples, plot_trajectories, sample_raw_actions
+    from sb3_fpo.diagnostics import plot_action_samples, sample_raw_actions
+    from sb3_fpo.envs.two_goal_diagnostics import plot_trajectories
 
     first_seed = min(r["seed"] for r in results)
     first_fpo_variant = next((r["variant"] for r in results if r["algo"] == "fpo"), None)

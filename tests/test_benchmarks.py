@@ -12,22 +12,25 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import mujoco_benchmark  # noqa: E402
 
+from sb3_fpo.presets import load_preset  # noqa: E402
 
-def test_zoo_entries_v4_keys_for_v5_ids():
+
+def test_presets_of_rl_zoo_files_v4_keys_for_v5_ids():
     import rl_zoo3
 
     ppo_yml = Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
-    entry = mujoco_benchmark.zoo_entry(ppo_yml, "HalfCheetah-v5")  # the zoo tuned HalfCheetah-v4
-    kwargs, n_envs, normalize = mujoco_benchmark.zoo_to_kwargs(entry)
-    assert kwargs["learning_rate"] == pytest.approx(2.0633e-05) and kwargs["clip_range"] == 0.1
-    assert kwargs["policy_kwargs"]["net_arch"] == dict(pi=[256, 256], vf=[256, 256])
-    assert n_envs == 1 and normalize == {}
-    assert mujoco_benchmark.zoo_entry(ppo_yml, "InvertedPendulum-v5")["n_steps"] == 32  # its v2 entry
-    with pytest.raises(KeyError, match="No entry"):
-        mujoco_benchmark.zoo_entry(ppo_yml, "Unknown-v5")
-    fpo_entry = mujoco_benchmark.zoo_entry(ROOT / "hyperparams" / "fpo.yml", "Hopper-v5")
-    fpo_kwargs, _, _ = mujoco_benchmark.zoo_to_kwargs(fpo_entry)
-    assert "ent_coef" not in fpo_kwargs and "use_sde" not in fpo_kwargs
+    preset = load_preset("HalfCheetah-v5", ppo_yml)  # the zoo tuned HalfCheetah-v4
+    assert preset.entry == "HalfCheetah-v4" and preset.kwargs["clip_range"] == 0.1
+    assert preset.kwargs["learning_rate"] == pytest.approx(2.0633e-05)
+    schedule = load_preset("CartPole-v1", ppo_yml).kwargs["clip_range"]  # lin_0.2 in the zoo's file
+    assert schedule(1.0) == pytest.approx(0.2) and schedule(0.5) == pytest.approx(0.1)
+    assert preset.kwargs["policy_kwargs"]["net_arch"] == dict(pi=[256, 256], vf=[256, 256])
+    assert preset.n_envs == 1 and preset.normalize == {}
+    assert load_preset("InvertedPendulum-v5", ppo_yml).kwargs["n_steps"] == 32  # its v2 entry
+    with pytest.raises(KeyError, match="No preset"):
+        load_preset("Unknown-v5", ppo_yml)
+    fpo = load_preset("Hopper-v5")
+    assert "ent_coef" not in fpo.kwargs and "use_sde" not in fpo.kwargs and fpo.n_envs == 8
 
 
 def test_fpo_hyperparams_values():
@@ -51,7 +54,7 @@ def test_tiny_benchmark_run_and_resume(tmp_path):
     ]  # fmt: skip
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "2 runs to do" in first.stdout
+    assert "3 runs to do" in first.stdout
     run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
     assert [e["steps"] for e in run["evaluations"]] == [128, 256] and run["steps_per_s"] > 0
     assert list((tmp_path / "progress").iterdir()) == []  # finished runs leave no partial record
@@ -60,8 +63,12 @@ def test_tiny_benchmark_run_and_resume(tmp_path):
     assert (tmp_path / "curves_InvertedPendulum-v5.png").stat().st_size > 1000
     rows = (tmp_path / "evaluations.csv").read_text().splitlines()
     assert sum(row.startswith("fpo,") for row in rows) == 2 and any(row.startswith("ppo,") for row in rows)
+    default = json.loads((tmp_path / "runs" / "ppo_default_InvertedPendulum-v5_seed0.json").read_text())
+    assert default["n_envs"] == 1 and default["normalize"] == "{}" and default["hyperparams"] == "{}"  # SB3 defaults
+    assert [e["steps"] for e in default["evaluations"]] == [2048]  # SB3's default rollout: 2048 steps
+    assert default["evaluations"][0]["train_time_s"] > 0
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "0 runs to do (2 already done)" in again.stdout
+    assert again.returncode == 0 and "0 runs to do (3 already done)" in again.stdout
 
 
 def test_fpo_hyperparams_override_the_preset(tmp_path):
