@@ -22,15 +22,14 @@ from sb3_fpo.diagnostics import (
     ActionHistogramCallback,
     action_mode_report,
     count_modes,
-    goal_split,
     kde_bandwidth,
     mode_fractions,
     plot_action_samples,
-    plot_trajectories,
     sample_raw_actions,
     sarle_bimodality,
 )
 from sb3_fpo.envs import TwoGoalEnv
+from sb3_fpo.envs.two_goal_diagnostics import goal_split, plot_trajectories
 from sb3_fpo.flow import integrate
 
 UP, DOWN, STAY = np.array([0.0, 1.0]), np.array([0.0, -1.0]), np.zeros(2)
