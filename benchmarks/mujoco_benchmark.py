@@ -3,15 +3,18 @@ FPO against two SB3 PPO baselines on Gymnasium MuJoCo v5: rl-zoo3-tuned (``ppo``
 
 For every env × seed × algorithm, one process (``--workers`` at a time):
 
-* PPO takes rl-zoo3 2.9.2's ``ppo.yml`` entry of the env's v4 id (applied to the v5 id), FPO the entry of
-  ``hyperparams/fpo.yml`` (or another file given by ``--fpo-conf``);
+* ``ppo`` takes rl-zoo3 2.9.2's ``ppo.yml`` entry of the env's v4 id (applied to the v5 id), ``ppo_default`` SB3's
+  PPO defaults with VecNormalize (observations and rewards), FPO the entry of ``hyperparams/fpo.yml`` (or another
+  file given by ``--fpo-conf``);
 * every ``--eval-freq`` steps the policy is evaluated on a separate env whose VecNormalize statistics are
   copied from the training env and frozen: ``--eval-episodes`` episodes deterministic (zero-sampling for FPO,
   the mean for PPO) and as many stochastic;
 * wall time and steps/s are recorded.
 
 Each finished run is saved as ``runs/<algo>_<env>_seed<seed>.json`` in ``--out``, and a run whose file exists
-is not redone (the benchmark resumes); a run in progress keeps its evaluations so far in ``progress/``.
+is not redone (the benchmark resumes). A run in progress keeps its evaluations, model and VecNormalize statistics
+in ``progress/`` at every evaluation, and a later call continues it from there (its record says ``resumed_at_steps``;
+the continued run is not bit-identical to an uninterrupted one: the environments restart their episodes).
 At the end it writes ``evaluations.csv`` (one row per evaluation),
 ``table.md`` (final returns mean ± std over seeds, FPO/PPO ratio, steps/s ratio) and ``curves_<env>.png``.
 
@@ -90,11 +93,24 @@ def run(
     if normalize is not None:
         env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99), **normalize)
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **normalize)
-    model = (FPO if algo == "fpo" else PPO)("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
-
-    evaluations, train_time = [], 0.0
-    progress = Path(out, "progress", f"{algo}_{env_id}_seed{seed}.json")  # the evaluations so far, for a long run
+    algorithm = FPO if algo == "fpo" else PPO
+    name = f"{algo}_{env_id}_seed{seed}"
+    # A run cut short resumes from its last evaluation: the evaluations so far, the model and its VecNormalize
+    # statistics are saved in progress/ at every evaluation
+    progress = Path(out, "progress", f"{name}.json")
+    checkpoint, statistics = progress.with_suffix(".zip"), progress.with_name(f"{name}_vecnormalize.pkl")
     progress.parent.mkdir(parents=True, exist_ok=True)
+    evaluations: list[dict[str, Any]] = []
+    train_time, resumed_at = 0.0, None
+    if progress.exists() and checkpoint.exists() and (normalize is None or statistics.exists()):
+        partial = json.loads(progress.read_text())
+        evaluations, train_time = partial["evaluations"], partial["train_time_s"]
+        if normalize is not None:
+            env = VecNormalize.load(str(statistics), env.venv)  # type: ignore[attr-defined]
+        model = algorithm.load(checkpoint, env=env, device="cpu")
+        resumed_at = model.num_timesteps
+    else:
+        model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
     while model.num_timesteps < timesteps:
         start = time.perf_counter()
         model.learn(min(eval_freq, timesteps - model.num_timesteps), reset_num_timesteps=False)
@@ -114,6 +130,9 @@ def run(
             )
         )
         partial = dict(algo=algo, env=env_id, seed=seed, evaluations=evaluations, train_time_s=train_time)
+        model.save(checkpoint)
+        if isinstance(env, VecNormalize):
+            env.save(str(statistics))
         progress.write_text(json.dumps(partial))
     result = dict(
         partial,  # algo, env, seed, evaluations, train_time_s
@@ -124,9 +143,13 @@ def run(
         steps_per_s=model.num_timesteps / train_time,
         commit=git_commit(),
     )
+    if resumed_at is not None:
+        result["resumed_at_steps"] = resumed_at  # one process up to there, another after
     path = Path(out, "runs", f"{algo}_{env_id}_seed{seed}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
-    progress.unlink()
+    for leftover in (progress, checkpoint, statistics):
+        leftover.unlink(missing_ok=True)
     return str(path)
 
 

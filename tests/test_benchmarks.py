@@ -84,3 +84,33 @@ def test_fpo_hyperparams_override_the_preset(tmp_path):
     hyperparams = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())["hyperparams"]
     assert "'n_samples': 3" in hyperparams and "'flow_steps': 2" in hyperparams
     assert "--fpo-hyperparams n_samples:3" in (tmp_path / "table.md").read_text()
+
+
+def test_a_run_cut_short_resumes_from_its_last_evaluation(tmp_path, monkeypatch):
+    pytest.importorskip("mujoco")
+    calls = []
+    original = mujoco_benchmark.evaluate
+
+    def evaluate_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the first evaluation (deterministic + stochastic) is saved, then the process "dies"
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    settings = dict(timesteps=128, eval_freq=64, episodes=1, fpo_conf=str(ROOT / "hyperparams" / "fpo.yml"))
+    overrides = {"n_steps": 32, "batch_size": 32, "n_epochs": 1}
+    monkeypatch.setattr(mujoco_benchmark, "evaluate", evaluate_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        mujoco_benchmark.run("fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, **settings)
+    progress = tmp_path / "progress"
+    assert sorted(p.name for p in progress.iterdir()) == [
+        "fpo_InvertedPendulum-v5_seed0.json",
+        "fpo_InvertedPendulum-v5_seed0.zip",
+        "fpo_InvertedPendulum-v5_seed0_vecnormalize.pkl",
+    ]
+    monkeypatch.setattr(mujoco_benchmark, "evaluate", original)
+    mujoco_benchmark.run("fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, **settings)
+    run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
+    assert [e["steps"] for e in run["evaluations"]] == [64, 128] and run["resumed_at_steps"] == 64
+    assert run["evaluations"][1]["train_time_s"] > run["evaluations"][0]["train_time_s"]
+    assert list(progress.iterdir()) == []
