@@ -99,6 +99,11 @@ class FPO(PPO):
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param target_kl: Early-stop the epochs of an update when the KL proxy ``mean((rho - 1) - log rho)`` of a
         minibatch exceeds ``1.5 * target_kl``. The FPO ratio is an ELBO surrogate, so this is a proxy, not the KL.
+    :param adaptive_lr_target_kl: KL-adaptive learning rate (the schedule of robotics PPO, rsl_rl's "adaptive", used by
+        FPO++): after each minibatch the learning rate is divided by 1.5 when the KL proxy exceeds twice this target
+        and multiplied by 1.5 when it is below half of it, within ``adaptive_lr_range``. It starts at
+        ``learning_rate`` (at progress 1 for a schedule) and replaces the schedule. ``None`` (default): off.
+    :param adaptive_lr_range: Bounds ``(low, high)`` of the adaptive learning rate
     :param stats_window_size: Window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (network sizes, sampler,
@@ -145,6 +150,8 @@ class FPO(PPO):
         rollout_buffer_class: type[FlowRolloutBuffer] | type[FlowDictRolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         target_kl: float | None = None,
+        adaptive_lr_target_kl: float | None = None,
+        adaptive_lr_range: tuple[float, float] = (1e-5, 1e-2),
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -174,6 +181,14 @@ class FPO(PPO):
         self.cfm_loss_clamp = cfm_loss_clamp
         self.log_ratio_clamp = self._parse_log_ratio_clamp(log_ratio_clamp)
         self.log_ratio_straight_through = log_ratio_straight_through
+        if adaptive_lr_target_kl is not None and not adaptive_lr_target_kl > 0:
+            raise ValueError(f"adaptive_lr_target_kl must be > 0 or None, got {adaptive_lr_target_kl}.")
+        low_lr, high_lr = adaptive_lr_range
+        if not 0 < low_lr < high_lr:
+            raise ValueError(f"adaptive_lr_range must be (low, high) with 0 < low < high, got {adaptive_lr_range}.")
+        self.adaptive_lr_target_kl = adaptive_lr_target_kl
+        self.adaptive_lr_range = (float(low_lr), float(high_lr))
+        self.adaptive_lr: float | None = None  # the current adaptive learning rate, set by _setup_model
         if policy_kwargs and "use_sde" in policy_kwargs:
             # SB3 passes use_sde to the policy itself, so this would be a "multiple values" TypeError
             raise ValueError("FPO does not support gSDE (use_sde): exploration comes from the flow noise.")
@@ -313,6 +328,9 @@ class FPO(PPO):
                 f"got {self.rollout_buffer_class}."
             )
         super()._setup_model()
+        if self.adaptive_lr_target_kl is not None and self.adaptive_lr is None:  # a loaded model keeps its own
+            low, high = self.adaptive_lr_range
+            self.adaptive_lr = min(max(float(self.lr_schedule(1.0)), low), high)
 
     def _check_rollout_finite(self) -> None:
         buffer = self.rollout_buffer
@@ -433,6 +451,20 @@ class FPO(PPO):
             )
         return policy_loss + self.vf_coef * value_loss, policy_loss, value_loss, stats
 
+    def _set_adaptive_lr(self, learning_rate: float) -> None:
+        self.adaptive_lr = learning_rate
+        for group in self.policy.optimizer.param_groups:
+            group["lr"] = learning_rate
+
+    def _adapt_learning_rate(self, kl: float) -> None:
+        """rsl_rl's adaptive schedule on the KL proxy: /1.5 above twice the target, *1.5 below half of it, clipped."""
+        assert self.adaptive_lr is not None and self.adaptive_lr_target_kl is not None
+        low, high = self.adaptive_lr_range
+        if kl > 2.0 * self.adaptive_lr_target_kl:
+            self._set_adaptive_lr(max(self.adaptive_lr / 1.5, low))
+        elif kl < 0.5 * self.adaptive_lr_target_kl:
+            self._set_adaptive_lr(min(self.adaptive_lr * 1.5, high))
+
     def train(self) -> None:
         """
         Update policy using the currently gathered rollout buffer.
@@ -441,7 +473,10 @@ class FPO(PPO):
         hook to replace them); the FPO loss of a minibatch is :meth:`fpo_loss`.
         """
         self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
+        if self.adaptive_lr is None:
+            self._update_learning_rate(self.policy.optimizer)
+        else:
+            self._set_adaptive_lr(self.adaptive_lr)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         clip_range_vf = None
         if self.clip_range_vf is not None:
@@ -471,6 +506,9 @@ class FPO(PPO):
                 stats.append(minibatch_stats)
                 approx_kl_div = minibatch_stats[7].item()
                 approx_kl_divs.append(approx_kl_div)
+
+                if self.adaptive_lr is not None:
+                    self._adapt_learning_rate(approx_kl_div)
 
                 if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
                     continue_training = False
@@ -511,6 +549,8 @@ class FPO(PPO):
             self.logger.record("train/cfm_clamp_fraction", float(stat[:, 5].mean()))
         if self.log_ratio_clamp != (None, None):
             self.logger.record("train/log_ratio_clamp_fraction", float(stat[:, 6].mean()))
+        if self.adaptive_lr is not None:
+            self.logger.record("train/learning_rate", self.adaptive_lr)  # its value after this update
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
         if clip_range_vf is not None:

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from sb3_fpo.flow import (
     CfmReduction,
+    CfmTarget,
     DeterministicNoise,
     IntegrationMethod,
     NoiseMode,
@@ -224,6 +225,9 @@ class FlowPolicy(ActorCriticPolicy):
         ``N(0, source_std^2 I)``), as a lower ``log_std_init`` does for PPO. Zero-sampling is unaffected.
     :param cfm_reduction: Reduction of the squared velocity error over action dimensions: ``mean`` (FPO),
         ``sum_sqrt_d`` (FPO++) or ``sum``
+    :param cfm_target: What the CFM loss measures: ``velocity`` (the FPO paper's ``|v - (a - eps)|^2``, default) or
+        ``noise`` (the official FPO code's default, ``|eps_hat - eps|^2`` with ``eps_hat = x_tau - tau v``: the
+        velocity loss weighted by ``tau^2``; with ``source_std`` s the noise error is this divided by s^2)
     """
 
     def __init__(
@@ -257,6 +261,7 @@ class FlowPolicy(ActorCriticPolicy):
         noise_seed: int = 0,
         source_std: float = 1.0,
         cfm_reduction: CfmReduction = "mean",
+        cfm_target: CfmTarget = "velocity",
     ):
         if not isinstance(action_space, spaces.Box):
             raise ValueError(
@@ -290,6 +295,7 @@ class FlowPolicy(ActorCriticPolicy):
             )
         check_choice("deterministic_noise", deterministic_noise, DeterministicNoise)
         check_choice("cfm_reduction", cfm_reduction, CfmReduction)
+        check_choice("cfm_target", cfm_target, CfmTarget)
         if net_arch is None and features_extractor_class is not NatureCNN:
             net_arch = dict(pi=[], vf=[64, 64])
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
@@ -310,6 +316,7 @@ class FlowPolicy(ActorCriticPolicy):
         self.noise_seed = noise_seed
         self.source_std = float(source_std)
         self.cfm_reduction: CfmReduction = cfm_reduction
+        self.cfm_target: CfmTarget = cfm_target
         super().__init__(
             observation_space,
             action_space,
@@ -349,6 +356,7 @@ class FlowPolicy(ActorCriticPolicy):
                 noise_seed=self.noise_seed,
                 source_std=self.source_std,
                 cfm_reduction=self.cfm_reduction,
+                cfm_target=self.cfm_target,
             )
         )
         return data
@@ -460,7 +468,7 @@ class FlowPolicy(ActorCriticPolicy):
             eps = self.source_std * eps  # the stored pairs are N(0, I); the flow's source is N(0, source_std^2 I)
         cond = self.velocity_net.condition(latent_pi).unsqueeze(-2)
         velocity = self.velocity_net(cond, interpolate(actions, tau, eps), self.velocity_net.time_term(tau))
-        return cfm_loss(velocity, actions, eps, self.cfm_reduction)
+        return cfm_loss(velocity, actions, eps, self.cfm_reduction, tau, self.cfm_target)
 
     def cfm_losses(self, obs: PyTorchObs, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor) -> th.Tensor:
         """

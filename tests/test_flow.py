@@ -174,3 +174,21 @@ def test_check_choice_lists_allowed_values():
     assert flow.check_choice("ratio_mode", "per_sample", flow.RatioMode) == "per_sample"
     with pytest.raises(ValueError, match="'averaged', 'per_sample'"):
         flow.check_choice("ratio_mode", "mean", flow.RatioMode)
+
+
+def test_cfm_loss_noise_target_by_hand():
+    # v = (1, 2), a = (1, 0), eps = (0, 1): u = a - eps = (1, -1), v - u = (0, 3), squared (0, 9)
+    velocity = th.tensor([[[1.0, 2.0], [1.0, 2.0]]])  # (B=1, N=2, D=2)
+    actions = th.tensor([[1.0, 0.0]])
+    eps = th.tensor([[[0.0, 1.0], [0.0, 1.0]]])
+    tau = th.tensor([[[0.5], [1.0]]])
+    velocity_loss = flow.cfm_loss(velocity, actions, eps, "sum")
+    assert th.allclose(velocity_loss, th.tensor([[9.0, 9.0]]))
+    noise_loss = flow.cfm_loss(velocity, actions, eps, "sum", tau=tau, target="noise")
+    assert th.allclose(noise_loss, th.tensor([[0.25 * 9.0, 9.0]]))  # tau^2 (v - u)^2
+    # ... which is |eps_hat - eps|^2 with eps_hat = x_tau - tau v, x_tau = tau a + (1 - tau) eps
+    x_tau = flow.interpolate(actions, tau, eps)
+    eps_hat = x_tau - tau * velocity
+    assert th.allclose(noise_loss, ((eps_hat - eps) ** 2).sum(-1))
+    with pytest.raises(ValueError, match="needs the flow times"):
+        flow.cfm_loss(velocity, actions, eps, target="noise")

@@ -26,9 +26,11 @@ def small_fpo(env=None, **kwargs) -> FPO:
     return FPO("MlpPolicy", env if env is not None else TargetEnv(), seed=0, **params)
 
 
-@pytest.mark.parametrize("n_envs", [1, 3])
+@pytest.mark.parametrize(
+    "n_envs, cfm_target", [(1, "velocity"), (3, "velocity"), (1, "noise")], ids=["1env", "3envs", "noise_target"]
+)
 @pytest.mark.parametrize("ratio_mode, trust_region", MODES)
-def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, n_envs):
+def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, n_envs, cfm_target):
     # With several envs SB3 flattens the (n_steps, n_envs) buffer env-major: the stored (tau, eps) pairs and old
     # losses must follow their own transitions through that reshuffle, or the first ratios are not 1.
     seen: list[th.Tensor] = []
@@ -46,7 +48,9 @@ def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, 
         cfm_loss_clamp=20.0,
         log_ratio_clamp=(None, 10.0),
         log_ratio_straight_through=True,
+        policy_kwargs={**SMALL["policy_kwargs"], "cfm_target": cfm_target},
     )
+    assert model.policy.cfm_target == cfm_target
     model.learn(2 * SMALL["n_steps"] * n_envs)
     minibatches_per_update = SMALL["n_epochs"] * SMALL["n_steps"] * n_envs // SMALL["batch_size"]
     assert len(seen) == 2 * minibatches_per_update
@@ -332,3 +336,36 @@ def test_flow_policy_is_an_actor_critic_policy():
     assert isinstance(model.policy, FlowPolicy)
     with pytest.raises(NotImplementedError, match="closed-form"):
         model.policy.get_distribution(th.zeros(1, 2))
+
+
+def test_kl_adaptive_learning_rate(tmp_path):
+    model = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-4, 2e-3))
+    assert model.adaptive_lr == 1e-3
+    model._adapt_learning_rate(0.05)  # above twice the target: / 1.5
+    assert model.adaptive_lr == pytest.approx(1e-3 / 1.5)
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 1.5)
+    model._adapt_learning_rate(0.01)  # within [target / 2, 2 target]: unchanged
+    assert model.adaptive_lr == pytest.approx(1e-3 / 1.5)
+    for _ in range(5):
+        model._adapt_learning_rate(0.001)  # below half the target: * 1.5, up to the upper bound
+    assert model.adaptive_lr == pytest.approx(2e-3)
+    for _ in range(20):
+        model._adapt_learning_rate(1.0)
+    assert model.adaptive_lr == pytest.approx(1e-4)
+
+    # In training: the KL proxy is ~0 on the first minibatch of each update, so the rate rises from 1e-3
+    trained = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-4, 2e-3))
+    trained.learn(SMALL["n_steps"])
+    assert trained.adaptive_lr != 1e-3 and trained.policy.optimizer.param_groups[0]["lr"] == trained.adaptive_lr
+    assert trained.logger.name_to_value["train/learning_rate"] == trained.adaptive_lr
+    trained.save(tmp_path / "model")
+    loaded = FPO.load(tmp_path / "model", env=TargetEnv())
+    assert loaded.adaptive_lr == trained.adaptive_lr  # the adapted rate carries on after loading
+    loaded.learn(SMALL["n_steps"])
+
+    off = small_fpo(learning_rate=1e-3)
+    off.learn(SMALL["n_steps"])
+    assert off.adaptive_lr is None and off.policy.optimizer.param_groups[0]["lr"] == 1e-3
+    for bad in (dict(adaptive_lr_target_kl=0.0), dict(adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-3, 1e-4))):
+        with pytest.raises(ValueError, match="adaptive_lr"):
+            small_fpo(**bad)
