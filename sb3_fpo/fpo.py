@@ -104,6 +104,9 @@ class FPO(PPO):
         and multiplied by 1.5 when it is below half of it, within ``adaptive_lr_range``. It starts at
         ``learning_rate`` (at progress 1 for a schedule) and replaces the schedule. ``None`` (default): off.
     :param adaptive_lr_range: Bounds ``(low, high)`` of the adaptive learning rate
+    :param critic_warmup_steps: The updates made before this many environment steps train the critic only (the policy
+        is not changed), so that fine-tuning a behaviour-cloned policy starts from a critic fitted to it (FPO++'s
+        fine-tuning recipe). Counted from the first ``learn``'s start (``num_timesteps``). Default 0: off.
     :param stats_window_size: Window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (network sizes, sampler,
@@ -152,6 +155,7 @@ class FPO(PPO):
         target_kl: float | None = None,
         adaptive_lr_target_kl: float | None = None,
         adaptive_lr_range: tuple[float, float] = (1e-5, 1e-2),
+        critic_warmup_steps: int = 0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -189,6 +193,9 @@ class FPO(PPO):
         self.adaptive_lr_target_kl = adaptive_lr_target_kl
         self.adaptive_lr_range = (float(low_lr), float(high_lr))
         self.adaptive_lr: float | None = None  # the current adaptive learning rate, set by _setup_model
+        if isinstance(critic_warmup_steps, bool) or not isinstance(critic_warmup_steps, int) or critic_warmup_steps < 0:
+            raise ValueError(f"critic_warmup_steps must be an integer >= 0, got {critic_warmup_steps!r}.")
+        self.critic_warmup_steps = critic_warmup_steps
         if policy_kwargs and "use_sde" in policy_kwargs:
             # SB3 passes use_sde to the policy itself, so this would be a "multiple values" TypeError
             raise ValueError("FPO does not support gSDE (use_sde): exploration comes from the flow noise.")
@@ -484,6 +491,7 @@ class FPO(PPO):
 
         self._check_rollout_finite()
         self._store_flow_samples()
+        critic_only = self.num_timesteps <= self.critic_warmup_steps
 
         pg_losses: list[float] = []
         value_losses: list[float] = []
@@ -495,6 +503,8 @@ class FPO(PPO):
             approx_kl_divs = []
             for rollout_data in self.rollout_buffer.get(self.batch_size):
                 loss, policy_loss, value_loss, minibatch_stats = self.fpo_loss(rollout_data, clip_range, clip_range_vf)
+                if critic_only:
+                    loss = self.vf_coef * value_loss
                 if not th.isfinite(loss):
                     raise ValueError(
                         f"The FPO loss became non-finite (policy {policy_loss.item()}, value {value_loss.item()}) at "
@@ -551,10 +561,198 @@ class FPO(PPO):
             self.logger.record("train/log_ratio_clamp_fraction", float(stat[:, 6].mean()))
         if self.adaptive_lr is not None:
             self.logger.record("train/learning_rate", self.adaptive_lr)  # its value after this update
+        self.logger.record("train/critic_only", float(critic_only))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    # ------------------------------------------------------------------ behaviour cloning
+
+    def pretrain(
+        self,
+        demonstrations: Any,
+        n_epochs: int = 100,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        n_samples: int | None = None,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        fit_critic: bool | None = None,
+        progress_bar: bool = False,
+        seed: int | None = None,
+    ) -> dict[str, list[float]]:
+        """
+        Behaviour cloning: fit the velocity network to demonstrations by conditional flow matching, the same CFM loss
+        as FPO's training (same ``n_samples`` pairs per transition, ``tau`` drawn as in training). A flow policy has no
+        likelihood to maximise; flow matching fits the demonstrated action distribution, several modes included.
+
+        Observations are normalised as the model will act: with a ``VecNormalize`` env, by its statistics, which are
+        first fitted to the demonstrations if they have seen no data yet (and left as they are otherwise). The critic
+        can be fitted to the demonstrations' discounted returns (Monte Carlo, normalised rewards with
+        ``VecNormalize(norm_reward=True)``). A random ``validation_fraction`` of the transitions is held out; training
+        stops when the validation CFM loss (on fixed (tau, eps) pairs) has not improved for ``patience`` epochs, and
+        the best weights are kept. ``pretrain/train_cfm_loss``, ``pretrain/val_cfm_loss`` (and
+        ``pretrain/value_loss``) go to SB3's logger, one dump per epoch. :meth:`learn` continues from the result as
+        usual (with a fresh optimizer state: pretraining uses its own Adam), and :meth:`save` keeps it.
+
+        :param demonstrations: ``(observations, actions)`` arrays, ``(observations, actions, rewards[,
+            episode_starts])``, a :class:`sb3_fpo.demonstrations.Demonstrations` or a ``minari.MinariDataset``
+        :param n_epochs: maximum number of passes over the training transitions
+        :param batch_size: transitions per minibatch
+        :param learning_rate: Adam's learning rate
+        :param n_samples: (tau, eps) pairs per transition (default: the model's ``n_samples``)
+        :param validation_fraction: share of transitions held out for early stopping (0: none, no early stopping)
+        :param patience: epochs without a better validation loss before stopping
+        :param fit_critic: fit the critic to the discounted returns (default: when the demonstrations have rewards)
+        :param progress_bar: show a tqdm progress bar over epochs
+        :param seed: seed of the split and of the (tau, eps) draws (default: unseeded)
+        :return: per-epoch ``train_cfm_loss``, ``val_cfm_loss`` (NaN without validation) and ``value_loss``
+        """
+        from stable_baselines3.common.utils import configure_logger
+
+        from sb3_fpo.demonstrations import as_demonstrations, discounted_returns
+
+        demos = as_demonstrations(demonstrations)
+        n_samples = n_samples or self.n_samples
+        for name, value, low in (("n_epochs", n_epochs, 1), ("batch_size", batch_size, 1), ("patience", patience, 1)):
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}.")
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
+        observations = self._demonstration_observations(demos)
+        actions = demos.actions.reshape(len(demos), -1)
+        if actions.shape[1] != self.policy.action_dim or not np.isfinite(actions).all():
+            raise ValueError(
+                f"Demonstrated actions must be finite with {self.policy.action_dim} dimensions, got shape "
+                f"{demos.actions.shape}{'' if np.isfinite(actions).all() else ' with NaN or inf'}."
+            )
+        fit_critic = demos.rewards is not None if fit_critic is None else fit_critic
+        returns = None
+        if fit_critic:
+            if demos.rewards is None:
+                raise ValueError("fit_critic=True needs demonstrations with rewards.")
+            assert demos.episode_starts is not None
+            returns = discounted_returns(self._demonstration_rewards(demos), demos.episode_starts, self.gamma)
+
+        rng = np.random.default_rng(seed)
+        generator = th.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
+        order = rng.permutation(len(demos))
+        n_val = round(validation_fraction * len(demos)) if len(demos) > 1 else 0
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        val_pairs = self._draw_pairs(len(val_idx), n_samples, generator)  # fixed: a low-noise early-stopping signal
+
+        if not hasattr(self, "_logger"):
+            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "FPO_pretrain"))
+        optimizer = th.optim.Adam(self.policy.parameters(), lr=learning_rate)
+        history: dict[str, list[float]] = {"train_cfm_loss": [], "val_cfm_loss": [], "value_loss": []}
+        best, best_state, waited = np.inf, None, 0
+        epochs: Any = range(n_epochs)
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc="FPO pretrain")
+        for epoch in epochs:
+            self.policy.set_training_mode(True)
+            cfm_losses, value_losses = [], []
+            shuffled = train_idx[rng.permutation(len(train_idx))]
+            for start in range(0, len(shuffled), batch_size):
+                batch = shuffled[start : start + batch_size]
+                obs = self.policy.obs_to_tensor(observations[batch])[0]
+                act = th.as_tensor(actions[batch], device=self.device)
+                tau, eps = self._draw_pairs(len(batch), n_samples, generator)
+                loss = self.policy.cfm_losses(obs, act, tau, eps).mean()
+                cfm_losses.append(loss.item())
+                if returns is not None:
+                    target = th.as_tensor(returns[batch], device=self.device)
+                    value_loss = F.mse_loss(self.policy.predict_values(obs).flatten(), target)
+                    value_losses.append(value_loss.item())
+                    loss = loss + self.vf_coef * value_loss
+                optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                optimizer.step()
+            val_loss = self._validation_cfm(observations[val_idx], actions[val_idx], val_pairs) if n_val else np.nan
+            history["train_cfm_loss"].append(float(np.mean(cfm_losses)))
+            history["val_cfm_loss"].append(val_loss)
+            history["value_loss"].append(float(np.mean(value_losses)) if value_losses else np.nan)
+            self.logger.record("pretrain/epoch", epoch)
+            self.logger.record("pretrain/train_cfm_loss", history["train_cfm_loss"][-1])
+            if n_val:
+                self.logger.record("pretrain/val_cfm_loss", val_loss)
+            if value_losses:
+                self.logger.record("pretrain/value_loss", history["value_loss"][-1])
+            self.logger.dump(step=epoch)
+            if n_val:
+                if val_loss < best:
+                    best, waited = val_loss, 0
+                    best_state = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= patience:
+                        break
+        if best_state is not None:
+            self.policy.load_state_dict(best_state)
+        self.policy.set_training_mode(False)
+        return history
+
+    def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator) -> tuple[th.Tensor, th.Tensor]:
+        """(tau, eps) pairs drawn as in training, from ``generator``."""
+        low, high = self.tau_min, self.tau_max
+        if self.tau_sampling == "discrete":
+            steps = self.policy.flow_steps
+            tau = th.randint(0, steps, (n, n_samples, 1), generator=generator).float() / steps
+            tau = tau.clamp(low, high)
+        else:
+            tau = low + (high - low) * th.rand((n, n_samples, 1), generator=generator)
+        eps = th.randn((n, n_samples, self.policy.action_dim), generator=generator)
+        return tau.to(self.device), eps.to(self.device)
+
+    def _validation_cfm(self, observations: np.ndarray, actions: np.ndarray, pairs: tuple[th.Tensor, th.Tensor]) -> float:
+        self.policy.set_training_mode(False)
+        total, chunk = 0.0, 4096
+        with th.no_grad():
+            for start in range(0, len(actions), chunk):
+                rows = slice(start, start + chunk)
+                obs = self.policy.obs_to_tensor(observations[rows])[0]
+                act = th.as_tensor(actions[rows], device=self.device)
+                total += self.policy.cfm_losses(obs, act, pairs[0][rows], pairs[1][rows]).mean(dim=1).sum().item()
+        return total / len(actions)
+
+    def _demonstration_observations(self, demos: Any) -> np.ndarray:
+        """The demonstrations' observations as the policy will see them (VecNormalize fitted first if still fresh)."""
+        observations = np.asarray(demos.observations, dtype=np.float32)
+        expected = self.observation_space.shape
+        if observations.shape[1:] != expected or not np.isfinite(observations).all():
+            raise ValueError(
+                f"Demonstrated observations must be finite with shape (T, *{expected}), got {observations.shape}"
+                f"{'' if np.isfinite(observations).all() else ' with NaN or inf'}."
+            )
+        vec_normalize = self.get_vec_normalize_env()
+        if vec_normalize is None or not vec_normalize.norm_obs:
+            if demos.normalized:
+                raise ValueError("The demonstrations' observations are normalised but the model has no VecNormalize.")
+            return observations
+        if demos.normalized:
+            return observations
+        if _fresh(vec_normalize.obs_rms):
+            vec_normalize.obs_rms.update(observations)  # fitted from the demonstrations
+        return np.asarray(vec_normalize.normalize_obs(observations), dtype=np.float32)
+
+    def _demonstration_rewards(self, demos: Any) -> np.ndarray:
+        """Rewards as the critic will see them: VecNormalize-scaled (its return statistics fitted if still fresh)."""
+        rewards = np.asarray(demos.rewards, dtype=np.float64)
+        vec_normalize = self.get_vec_normalize_env()
+        if vec_normalize is None or not vec_normalize.norm_reward:
+            return rewards
+        if _fresh(vec_normalize.ret_rms):
+            running = 0.0
+            discounted = np.empty_like(rewards)
+            for t, reward in enumerate(rewards):  # the running discounted return VecNormalize tracks
+                running = reward + (0.0 if demos.episode_starts[t] else vec_normalize.gamma * running)
+                discounted[t] = running
+            vec_normalize.ret_rms.update(discounted)
+        return np.asarray(vec_normalize.normalize_reward(rewards), dtype=np.float64)
 
     # ------------------------------------------------------------------ persistence
 
@@ -609,6 +807,11 @@ class FPO(PPO):
             raise ValueError(_corrupted(path, error)) from error
         except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as error:
             raise ValueError(_corrupted(path, error)) from error
+
+
+def _fresh(statistics: Any) -> bool:
+    """Whether running mean / std statistics have seen no data yet (SB3's RunningMeanStd starts at count 1e-4)."""
+    return bool(statistics.count < 1.0)
 
 
 def _corrupted(path: Any, error: BaseException) -> str:
