@@ -212,12 +212,11 @@ def best_ppo(runs: list[dict[str, Any]]) -> str:
 def study(args: argparse.Namespace) -> None:
     for folder in ("runs", "models"):
         Path(args.out, folder).mkdir(parents=True, exist_ok=True)
-    sweep = [(variant, SWEEP_LEVEL, seed) for seed in args.sweep_seeds for variant in PPO_SWEEP]
-    fpo = [("fpo", level, seed) for seed in args.seeds for level in args.levels]
-    run_all(sweep + fpo, args)  # the sweep first: it decides PPO's setting
-    chosen = best_ppo(load_runs(args.out))
+    run_all([(variant, SWEEP_LEVEL, seed) for seed in args.sweep_seeds for variant in PPO_SWEEP], args)
+    chosen = best_ppo(load_runs(args.out))  # the sweep first: it decides PPO's setting
     print(f"PPO setting chosen by the sweep: {chosen}", flush=True)
-    run_all([(chosen, level, seed) for seed in args.seeds for level in args.levels], args)
+    # seed-major, FPO and PPO side by side: a study cut short still compares both on its first seeds
+    run_all([(algo, level, seed) for seed in args.seeds for level in args.levels for algo in ("fpo", chosen)], args)
     report(args)
 
 
