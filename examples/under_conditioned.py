@@ -8,7 +8,7 @@ elbow sign is left open, 2 right answers; ``minimal``: the end-effector path onl
 
 The study, as written in README.md before it was run (``study``, the default command)::
 
-    python examples/under_conditioned.py --seeds 0 1 2 3 4 --timesteps 500000 --workers 2
+    python examples/under_conditioned.py --seeds 0 1 2 3 4 --timesteps 300000 --workers 2
 
 1. PPO's exploration sweep: SB3 PPO with ``log_std_init`` in {0, -1} and ``ent_coef`` in {0, 0.01} (three settings:
    the default, a narrower Gaussian, an entropy bonus) at the ``minimal`` level, ``--sweep-seeds`` seeds; the
@@ -438,7 +438,7 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", default=list(CONDITIONING_LEVELS), choices=CONDITIONING_LEVELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--sweep-seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--timesteps", type=int, default=500_000)
+    parser.add_argument("--timesteps", type=int, default=300_000)
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per run and mode")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "under_conditioned"))
