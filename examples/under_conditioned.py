@@ -27,7 +27,7 @@ its model in ``models/``. ``report`` (run at the end of ``study``) writes ``resu
 return, tracking_error), ``summary.md`` (the table with 95% confidence intervals over seeds) and the pictures
 ``success_by_level.png`` and ``action_samples.png`` (raw action samples of both policies at an ambiguous state, with
 the four right answers marked). ``scripted`` evaluates analytic-IK controllers that follow one style, the hidden one,
-or the average of the styles, which shows the ceilings.
+or the average of the styles, which shows the ceilings (``scripted.json``).
 """
 
 from __future__ import annotations
@@ -428,6 +428,8 @@ def scripted(args: argparse.Namespace) -> dict[str, Any]:
         result[f"{level}/average_of_styles"] = evaluate(
             lambda _obs, env: env.style_actions().mean(axis=0), level, args.episodes
         )
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, "scripted.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return result
 

@@ -27,3 +27,37 @@ def test_two_goal_example_end_to_end(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     replot = subprocess.run([*command, "--replot"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert replot.returncode == 0, replot.stderr[-3000:]
+
+
+def test_under_conditioned_study_end_to_end(tmp_path):
+    pytest.importorskip("mujoco")
+    pytest.importorskip("matplotlib")
+    command = [
+        sys.executable, "examples/under_conditioned.py", "--seeds", "0", "--sweep-seeds", "0", "--levels", "full",
+        "minimal", "--timesteps", "64", "--episodes", "2", "--workers", "2", "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "PPO setting chosen by the sweep" in result.stdout and "| minimal | 0.25 |" in result.stdout
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows[0] == "algo,level,seed,success,return,tracking_error"
+    assert sorted(row.split(",")[0] + row.split(",")[1] for row in rows[1:]) == [
+        "fpofull",
+        "fpominimal",
+        "ppofull",
+        "ppominimal",
+    ]
+    for name in ("summary.md", "success_by_level.png", "action_samples.png"):
+        assert (tmp_path / name).stat().st_size > 500
+
+
+def test_under_conditioned_scripted_controllers_show_the_ceilings(tmp_path):
+    pytest.importorskip("mujoco")
+    command = [sys.executable, "examples/under_conditioned.py", "scripted", "--episodes", "4", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scripted = json.loads((tmp_path / "scripted.json").read_text())
+    for level in ("full", "partial", "minimal"):
+        assert scripted[f"{level}/oracle"]["success"] == 1.0
+        assert scripted[f"{level}/average_of_styles"]["tracked_some_style"] == 0.0
+        assert scripted[f"{level}/follow_style_2"]["tracked_some_style"] == 1.0
