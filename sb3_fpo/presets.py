@@ -24,6 +24,8 @@ from typing import Any
 #: FPO's rl-zoo3 presets. The file is ``hyperparams/fpo.yml`` at the top of the repository; ``sb3_fpo/fpo.yml``
 #: links to it so that wheels and installs carry it.
 HYPERPARAMS_FILE = Path(__file__).resolve().parent / "fpo.yml"
+#: Fine-tuning presets for policies cloned with ``FPO.pretrain`` (``hyperparams/fpo_finetune.yml``, linked the same way)
+FINETUNE_HYPERPARAMS_FILE = Path(__file__).resolve().parent / "fpo_finetune.yml"
 
 # Keys of a zoo entry that are not constructor arguments of the algorithm
 ZOO_ONLY_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_wrapper", "frame_stack", "callback")

@@ -61,3 +61,18 @@ def test_under_conditioned_scripted_controllers_show_the_ceilings(tmp_path):
         assert scripted[f"{level}/oracle"]["success"] == 1.0
         assert scripted[f"{level}/average_of_styles"]["tracked_some_style"] == 0.0
         assert scripted[f"{level}/follow_style_2"]["tracked_some_style"] == 1.0
+
+
+def test_behaviour_cloning_multimodal_example_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    command = [
+        sys.executable, "examples/behaviour_cloning.py", "multimodal", "--seeds", "0", "--episodes", "10", "--epochs",
+        "2", "--eval-episodes", "2", "--samples", "50", "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "multimodal.json").read_text())
+    assert rows[0]["seed"] == 0 and set(rows[0]) >= {"flow", "gaussian"}
+    assert 0 <= rows[0]["flow"]["success_sampled"] <= 1 and "| 0 | gaussian |" in (tmp_path / "multimodal.md").read_text()
+    for name in ("flow_clone_action_samples.png", "gaussian_clone_action_samples.png"):
+        assert (tmp_path / name).stat().st_size > 1000
