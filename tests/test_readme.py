@@ -13,7 +13,7 @@ SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 def test_readme_snippet_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = SNIPPETS[index].replace("100_000", "64").replace("progress_bar=True", "progress_bar=False")
-    code = code.replace("verbose=1", "verbose=0")
+    code = code.replace("verbose=1", "verbose=0").replace("n_epochs=100", "n_epochs=2")
     namespace: dict = {}
     exec(compile(code, f"README.md snippet {index}", "exec"), namespace)
     assert "model" in namespace
