@@ -205,8 +205,78 @@ def report(out: Path, command: str) -> str:
         )
         plot_curves(out / f"curves_{env_id}.png", env_id, chosen)
     text = "\n".join(lines) + "\n"
+    summary = aggregate(out, runs)
+    if summary:
+        text += "\n" + summary
     (out / "table.md").write_text(text)
     return text
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of the scores (rliable's ``aggregate_iqm``, scipy's trim_mean)."""
+    from scipy import stats
+
+    return float(stats.trim_mean(np.ravel(scores), proportiontocut=0.25))
+
+
+def stratified_bootstrap_ci(
+    scores_by_task: list[np.ndarray], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile CI of the IQM, resampling the runs (seeds) of each task with replacement (rliable's stratified
+    bootstrap; rliable 1.2 itself pins arch < 8, which fails to import with pandas 3)."""
+    rng = np.random.default_rng(seed)
+    values = [
+        iqm(np.concatenate([task[rng.integers(len(task), size=len(task))] for task in scores_by_task])) for _ in range(n_boot)
+    ]
+    low, high = np.percentile(values, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+def normalized_scores(runs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """FPO's final deterministic return of each seed divided by the best PPO's mean final return, per task."""
+    scores = {}
+    for env_id in sorted({r["env"] for r in runs}):
+        chosen = [r for r in runs if r["env"] == env_id]
+        fpo = final(chosen, "fpo")
+        baselines = [np.mean(v) for v in (final(chosen, "ppo"), final(chosen, "ppo_default")) if v]
+        if fpo and baselines and max(baselines) > 0:
+            scores[env_id] = np.asarray(fpo) / max(baselines)
+    return scores
+
+
+def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
+    """IQM of the best-PPO-normalised scores over tasks and seeds, its stratified-bootstrap 95% CI, a profile."""
+    scores = normalized_scores(runs)
+    if not scores:
+        return ""
+    tasks = list(scores.values())
+    low, high = stratified_bootstrap_ci(tasks)
+    plot_profile(out / "performance_profile.png", tasks)
+    return (
+        f"IQM of FPO's best-PPO-normalised score over {len(tasks)} tasks and {sum(map(len, tasks))} runs: "
+        f"{iqm(np.concatenate(tasks)):.2f} (95% stratified-bootstrap CI {low:.2f}-{high:.2f}); performance profile: "
+        "`performance_profile.png`.\n"
+    )
+
+
+def plot_profile(path: Path, tasks: list[np.ndarray]) -> None:
+    """Performance profile: the share of FPO runs whose normalised score exceeds each threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = np.concatenate(tasks)
+    thresholds = np.linspace(0, max(2.0, float(scores.max())), 200)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(thresholds, [(scores > t).mean() for t in thresholds], color="tab:blue")
+    ax.axvline(1.0, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("FPO score / best PPO's mean score (τ)")
+    ax.set_ylabel("fraction of FPO runs > τ")
+    ax.set_title("Performance profile")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def wall_times(run: dict[str, Any]) -> np.ndarray | None:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +115,20 @@ def test_a_run_cut_short_resumes_from_its_last_evaluation(tmp_path, monkeypatch)
     assert [e["steps"] for e in run["evaluations"]] == [64, 128] and run["resumed_at_steps"] == 64
     assert run["evaluations"][1]["train_time_s"] > run["evaluations"][0]["train_time_s"]
     assert list(progress.iterdir()) == []
+
+
+def test_iqm_and_stratified_bootstrap_by_hand():
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])
+    assert mujoco_benchmark.iqm(scores) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))  # the middle half
+    tasks = [np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0])]
+    assert mujoco_benchmark.stratified_bootstrap_ci(tasks, n_boot=200) == (pytest.approx(1.5), pytest.approx(1.5))
+    low, high = mujoco_benchmark.stratified_bootstrap_ci([np.array([0.5, 1.0, 1.5]), np.array([1.0, 2.0, 3.0])])
+    assert low < mujoco_benchmark.iqm(np.array([0.5, 1.0, 1.5, 1.0, 2.0, 3.0])) < high
+
+
+def test_scores_normalised_by_the_best_ppo():
+    def record(algo, seed, value):
+        return dict(algo=algo, env="A-v5", seed=seed, evaluations=[dict(det_mean=value)])
+
+    runs = [record("fpo", 0, 300.0), record("fpo", 1, 100.0), record("ppo", 0, 100.0), record("ppo_default", 0, 200.0)]
+    assert mujoco_benchmark.normalized_scores(runs)["A-v5"] == pytest.approx([1.5, 0.5])  # best PPO: 200
