@@ -68,6 +68,14 @@ PPO_SWEEP: dict[str, dict[str, Any]] = {
     "ppo_ent0.01": dict(ent_coef=0.01),
 }
 SWEEP_LEVEL = "minimal"
+#: FPO variants tried after the study at ``minimal`` (name -> overrides of the FPO preset): levers, not the result
+FPO_LEVERS: dict[str, dict[str, Any]] = {
+    "fpo_averaged_ppo": dict(ratio_mode="averaged", trust_region="ppo"),  # FPO's own ratio and PPO's clip
+    "fpo_clip0.05": dict(clip_range=0.05),  # the papers' trust region
+    "fpo_N32": dict(n_samples=32),
+    "fpo_lr1e-4": dict(learning_rate=1e-4),
+    "fpo_source0.5": dict(policy_kwargs=dict(source_std=0.5)),  # narrower source noise: less exploration
+}
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -138,9 +146,11 @@ def algorithm_settings(variant: str) -> tuple[Any, dict[str, Any], int]:
     from sb3_fpo import FPO
     from sb3_fpo.presets import load_preset
 
-    if variant == "fpo":
+    if variant == "fpo" or variant in FPO_LEVERS:
         preset = load_preset(ENV_ID)
-        return FPO, preset.kwargs, preset.n_envs
+        overrides = dict(FPO_LEVERS.get(variant, {}))
+        policy_kwargs = {**preset.kwargs.get("policy_kwargs", {}), **overrides.pop("policy_kwargs", {})}
+        return FPO, {**preset.kwargs, **overrides, "policy_kwargs": policy_kwargs}, preset.n_envs
     return PPO, {**PPO_SETTINGS, **PPO_SWEEP[variant]}, 4
 
 
@@ -218,6 +228,32 @@ def study(args: argparse.Namespace) -> None:
     # seed-major, FPO and PPO side by side: a study cut short still compares both on its first seeds
     run_all([(algo, level, seed) for seed in args.seeds for level in args.levels for algo in ("fpo", chosen)], args)
     report(args)
+
+
+def levers(args: argparse.Namespace) -> None:
+    """FPO variants at ``minimal`` (``--lever-seeds``), after the study; written to ``levers.md``, apart from it."""
+    Path(args.out, "runs").mkdir(parents=True, exist_ok=True)
+    Path(args.out, "models").mkdir(parents=True, exist_ok=True)
+    run_all([(variant, "minimal", seed) for seed in args.lever_seeds for variant in FPO_LEVERS], args)
+    runs = load_runs(args.out)
+    lines = [
+        "FPO variants at `minimal` after the study (deterministic; per seed):",
+        "",
+        "| variant | overrides of the preset | success | tracked some style | return | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in ["fpo", *FPO_LEVERS]:
+        chosen = sorted((r for r in of(runs, variant, "minimal") if r["seed"] in args.lever_seeds), key=lambda r: r["seed"])
+        if chosen:
+            cells = [" / ".join(f"{r['deterministic'][key]:.2f}" for r in chosen) for key in ("success", "tracked_some_style")]
+            ret = " / ".join(f"{r['deterministic']['return']:.1f}" for r in chosen)
+            seeds = " ".join(str(r["seed"]) for r in chosen)
+            lines.append(
+                f"| `{variant}` | {FPO_LEVERS.get(variant, 'the preset')} | {cells[0]} | {cells[1]} | {ret} | {seeds} |"
+            )
+    text = "\n".join(lines) + "\n"
+    Path(args.out, "levers.md").write_text(text)
+    print(text)
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -436,16 +472,17 @@ def scripted(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="study", choices=["study", "report", "scripted"])
+    parser.add_argument("command", nargs="?", default="study", choices=["study", "report", "scripted", "levers"])
     parser.add_argument("--levels", nargs="+", default=list(CONDITIONING_LEVELS), choices=CONDITIONING_LEVELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--sweep-seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--lever-seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--timesteps", type=int, default=300_000)
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per run and mode")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "under_conditioned"))
     args = parser.parse_args()
-    {"study": study, "report": report, "scripted": scripted}[args.command](args)
+    {"study": study, "report": report, "scripted": scripted, "levers": levers}[args.command](args)
 
 
 if __name__ == "__main__":
