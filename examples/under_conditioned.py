@@ -207,11 +207,11 @@ def load_runs(out: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(Path(out, "runs").glob("*.json"))]
 
 
-def best_ppo(runs: list[dict[str, Any]]) -> str:
-    """The PPO sweep variant with the best mean deterministic success at SWEEP_LEVEL (ties: mean return)."""
+def best_ppo(runs: list[dict[str, Any]], sweep_seeds: list[int]) -> str:
+    """The PPO sweep variant with the best mean deterministic success at SWEEP_LEVEL on the sweep's seeds (ties: return)."""
 
     def score(variant: str) -> tuple[float, float]:
-        chosen = [r["deterministic"] for r in runs if r["algo"] == variant and r["level"] == SWEEP_LEVEL]
+        chosen = [r["deterministic"] for r in of(runs, variant, SWEEP_LEVEL) if r["seed"] in sweep_seeds]
         if not chosen:
             return (-np.inf, -np.inf)
         return (float(np.mean([c["success"] for c in chosen])), float(np.mean([c["return"] for c in chosen])))
@@ -223,7 +223,7 @@ def study(args: argparse.Namespace) -> None:
     for folder in ("runs", "models"):
         Path(args.out, folder).mkdir(parents=True, exist_ok=True)
     run_all([(variant, SWEEP_LEVEL, seed) for seed in args.sweep_seeds for variant in PPO_SWEEP], args)
-    chosen = best_ppo(load_runs(args.out))  # the sweep first: it decides PPO's setting
+    chosen = best_ppo(load_runs(args.out), args.sweep_seeds)  # the sweep first: it decides PPO's setting
     print(f"PPO setting chosen by the sweep: {chosen}", flush=True)
     # seed-major, FPO and PPO side by side: a study cut short still compares both on its first seeds
     run_all([(algo, level, seed) for seed in args.seeds for level in args.levels for algo in ("fpo", chosen)], args)
@@ -253,6 +253,55 @@ def levers(args: argparse.Namespace) -> None:
             )
     text = "\n".join(lines) + "\n"
     Path(args.out, "levers.md").write_text(text)
+    print(text)
+
+
+def noise_analysis(args: argparse.Namespace) -> None:
+    """
+    After the study: the trained FPO models evaluated with one starting noise per episode instead of zero-sampling.
+
+    ``predict(deterministic=True)`` starts the flow from ``x_0 = 0`` at every step. For a policy with several modes
+    that point is where the flow separates them, so it can land between them; fresh noise at every step
+    (``deterministic=False``) can switch modes from one step to the next. Here each episode draws one noise vector
+    (``deterministic_noise="fixed"`` with ``noise_seed`` = the episode index) and keeps it for all its steps: a
+    consistent mode per episode. A post-hoc analysis, written to ``noise_analysis.md``, not the study's protocol.
+    """
+    from sb3_fpo import FPO
+
+    lines = [
+        "FPO models of the study, evaluated with one starting noise per episode (deterministic success, "
+        f"{args.episodes} episodes; zero-sampling as in the study for comparison):",
+        "",
+        "| level | seed | success: zero-sampling | success: one noise per episode | tracked some style: zero "
+        "| tracked some style: one noise per episode |",
+        "|---|---|---|---|---|---|",
+    ]
+    records = []
+    for level in args.levels:
+        for seed in args.seeds:
+            path = Path(args.out, "models", f"fpo_{level}_seed{seed}.zip")
+            if not path.exists():
+                continue
+            model = FPO.load(path, device="cpu")
+            model.policy.deterministic_noise = "fixed"
+            episode = {"index": -1}
+
+            def predict(obs: np.ndarray, env: ArmTrackingEnv, model: Any = model, episode: dict = episode) -> np.ndarray:
+                if env.t == 0:  # a new episode: a new noise vector
+                    episode["index"] += 1
+                    model.policy.noise_seed = episode["index"]
+                return model.predict(obs, deterministic=True)[0]
+
+            fixed = evaluate(predict, level, args.episodes)
+            zero = json.loads(Path(args.out, "runs", f"fpo_{level}_seed{seed}.json").read_text())["deterministic"]
+            records.append(dict(level=level, seed=seed, zero=zero, one_noise_per_episode=fixed))
+            lines.append(
+                f"| {level} | {seed} | {zero['success']:.2f} | {fixed['success']:.2f} | {zero['tracked_some_style']:.2f} | "
+                f"{fixed['tracked_some_style']:.2f} |"
+            )
+    Path(args.out, "noise_analysis.json").write_text(json.dumps(records, indent=1))
+    text = "\n".join(lines) + "\n"
+    Path(args.out, "noise_analysis.md").write_text(text)
     print(text)
 
 
@@ -290,7 +339,7 @@ def ratio_interval(fpo: list[float], ppo: list[float], n_boot: int = 10_000, see
 
 def report(args: argparse.Namespace) -> str:
     runs = load_runs(args.out)
-    chosen = best_ppo(runs)
+    chosen = best_ppo(runs, args.sweep_seeds)
     main = {"fpo": "fpo", "ppo": chosen}
     levels = [level for level in CONDITIONING_LEVELS if any(r["level"] == level for r in runs)]
     with open(Path(args.out, "results.csv"), "w", newline="") as f:
@@ -340,7 +389,8 @@ def report(args: argparse.Namespace) -> str:
             lines.append(f"| {level} | {cell(stochastic['fpo'])} | {cell(stochastic['ppo'])} |")
     lines += [
         "",
-        f"PPO exploration sweep at `{SWEEP_LEVEL}` (deterministic success, return; per seed):",
+        f"PPO exploration sweep at `{SWEEP_LEVEL}` (deterministic success, return; per seed; chosen on seeds "
+        f"{' '.join(map(str, args.sweep_seeds))}, the best mean success, ties broken by the mean return):",
         "",
         "| setting | success | return | seeds |",
         "|---|---|---|---|",
@@ -472,7 +522,7 @@ def scripted(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="study", choices=["study", "report", "scripted", "levers"])
+    parser.add_argument("command", nargs="?", default="study", choices=["study", "report", "scripted", "levers", "noise"])
     parser.add_argument("--levels", nargs="+", default=list(CONDITIONING_LEVELS), choices=CONDITIONING_LEVELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--sweep-seeds", nargs="+", type=int, default=[0, 1])
@@ -482,7 +532,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "under_conditioned"))
     args = parser.parse_args()
-    {"study": study, "report": report, "scripted": scripted, "levers": levers}[args.command](args)
+    {"study": study, "report": report, "scripted": scripted, "levers": levers, "noise": noise_analysis}[args.command](args)
 
 
 if __name__ == "__main__":
