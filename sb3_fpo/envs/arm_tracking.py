@@ -414,6 +414,7 @@ class ArmTrackingEnv(MujocoEnv, EzPickle):
 
     # MujocoEnv annotates step with float64 observations and float64 info values; these are float32 and mixed
     def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:  # type: ignore[override]
+        """Joint position targets in ``[-1, 1]`` for one control step; the reward and failure use the hidden reference."""
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(self.model.nu), -1.0, 1.0)
         self.do_simulation(action * self._ctrl_scale, self.frame_skip)
         self._t = min(self._t + 1, self.episode_steps)

@@ -133,6 +133,7 @@ class TwoGoalEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs(), {"goal": NO_GOAL}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Move by ``max_speed * action`` (clipped to the box and the plane); a goal band ends the episode."""
         velocity = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
         self._position = np.clip(self._position + self.max_speed * velocity, -1.0, 1.0)
         goal = self.goal_of(self._position)
