@@ -697,14 +697,15 @@ class FPO(PPO):
         return history
 
     def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator) -> tuple[th.Tensor, th.Tensor]:
-        """(tau, eps) pairs drawn as in training, from ``generator``."""
-        low, high = self.tau_min, self.tau_max
-        if self.tau_sampling == "discrete":
-            steps = self.policy.flow_steps
-            tau = th.randint(0, steps, (n, n_samples, 1), generator=generator).float() / steps
-            tau = tau.clamp(low, high)
-        else:
-            tau = low + (high - low) * th.rand((n, n_samples, 1), generator=generator)
+        """(tau, eps) pairs drawn as in training (``sample_tau``), from a CPU ``generator``."""
+        tau = sample_tau(
+            (n, n_samples, 1),
+            self.tau_sampling,
+            self.tau_min,
+            self.tau_max,
+            grid_steps=self.policy.flow_steps,
+            generator=generator,
+        )
         eps = th.randn((n, n_samples, self.policy.action_dim), generator=generator)
         return tau.to(self.device), eps.to(self.device)
 
