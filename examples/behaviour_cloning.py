@@ -7,9 +7,12 @@ both goals are equally far, and uses one of them at random. A flow policy
 cloned by conditional flow matching (``FPO.pretrain``) against SB3's Gaussian ``ActorCriticPolicy`` cloned by
 maximum likelihood on the same data (``-log_prob`` of ``evaluate_actions``, as SB3-era behaviour cloning does).
 Reports the success rate (a goal reached within 100 steps, 200 episodes from the middle line, sampled and
-deterministic actions) and the raw action samples at the ambiguous state (0, 0)::
+deterministic actions), the mean number of steps to a goal (the experts need 16) and the raw action samples at the
+ambiguous state (0, 0). A sample counts for an expert's mode when its vertical velocity, clipped to the action box as
+the env clips it, is within 0.5 of that expert's (``>= 0.5``: top, ``<= -0.5``: bottom); the rest lie between the two
+experts, where neither expert acts::
 
-    python examples/behaviour_cloning.py multimodal --seeds 0 1 2
+    python examples/behaviour_cloning.py multimodal --seeds 0 1 2 --epochs 300
 
 ``finetune``: a weak expert (SB3 PPO with its default settings and VecNormalize, 200k steps on Hopper-v5) records 50
 episodes; FPO clones them and fine-tunes with its ``hyperparams/fpo_finetune.yml`` preset (a critic warm-up, a small learning
@@ -103,27 +106,29 @@ def gaussian_clone(demos: Any, seed: int, n_epochs: int, batch_size: int = 256, 
     return policy
 
 
-def success_rate(policy: Any, episodes: int, seed: int, deterministic: bool) -> float:
+def success_rate(policy: Any, episodes: int, seed: int, deterministic: bool) -> tuple[float, float]:
+    """Share of ``episodes`` from the middle line that reach a goal, and the mean steps of those that do."""
     import gymnasium as gym
 
     env = MiddleLineStart(gym.make("TwoGoal-v0"), np.random.default_rng(seed + 1_000))
-    reached = 0
+    lengths = []
     th.manual_seed(seed)
     for _ in range(episodes):
         obs, _ = env.reset()
-        done, info = False, {}
+        done, info, steps = False, {}, 0
         while not done:
             action, _ = policy.predict(obs, deterministic=deterministic)
             obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        reached += info.get("goal", 0) != 0
+            done, steps = terminated or truncated, steps + 1
+        if info.get("goal", 0) != 0:
+            lengths.append(steps)
     env.close()
-    return reached / episodes
+    return len(lengths) / episodes, float(np.mean(lengths)) if lengths else float("nan")
 
 
 def multimodal(args: argparse.Namespace) -> None:
     from sb3_fpo import FPO
-    from sb3_fpo.diagnostics import count_modes, mode_fractions, plot_action_samples, sample_raw_actions, sarle_bimodality
+    from sb3_fpo.diagnostics import count_modes, plot_action_samples, sample_raw_actions, sarle_bimodality
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +137,7 @@ def multimodal(args: argparse.Namespace) -> None:
         demos = two_expert_demonstrations(args.episodes, seed)
         start = time.perf_counter()
         flow = FPO("MlpPolicy", "TwoGoal-v0", seed=seed, device="cpu", policy_kwargs=dict(velocity_net_arch=[64, 64]))
-        history = flow.pretrain(demos, n_epochs=args.epochs, seed=seed, validation_fraction=0.1, patience=10)
+        history = flow.pretrain(demos, n_epochs=args.epochs, seed=seed, validation_fraction=0.1, patience=20)
         flow_seconds = time.perf_counter() - start
         gaussian = gaussian_clone(demos, seed, n_epochs=args.epochs)
         row: dict[str, Any] = dict(seed=seed, transitions=len(demos), flow_epochs=len(history["train_cfm_loss"]))
@@ -141,12 +146,17 @@ def multimodal(args: argparse.Namespace) -> None:
         for name, policy in (("flow", flow.policy), ("gaussian", gaussian)):
             y = sample_raw_actions(policy, AMBIGUOUS_STATE, k=args.samples, seed=seed)[0]
             samples[name] = y
-            shares = mode_fractions(y[:, 1])
+            vertical = np.clip(y[:, 1], -1.0, 1.0)  # what the env executes
+            sampled, sampled_steps = success_rate(policy, args.eval_episodes, seed, deterministic=False)
+            deterministic, deterministic_steps = success_rate(policy, args.eval_episodes, seed, deterministic=True)
             row[name] = dict(
-                success_sampled=success_rate(policy, args.eval_episodes, seed, deterministic=False),
-                success_deterministic=success_rate(policy, args.eval_episodes, seed, deterministic=True),
-                share_up=shares.get(1, 0.0),
-                share_down=shares.get(-1, 0.0),
+                success_sampled=sampled,
+                steps_sampled=sampled_steps,
+                success_deterministic=deterministic,
+                steps_deterministic=deterministic_steps,
+                share_up=float(np.mean(vertical >= 0.5)),
+                share_down=float(np.mean(vertical <= -0.5)),
+                share_between=float(np.mean(np.abs(vertical) < 0.5)),
                 sarle=sarle_bimodality(y[:, 1]),
                 n_modes=count_modes(y[:, 1]),
             )
@@ -162,15 +172,17 @@ def multimodal(args: argparse.Namespace) -> None:
         f"`python examples/behaviour_cloning.py multimodal --seeds {' '.join(map(str, args.seeds))} --episodes "
         f"{args.episodes} --epochs {args.epochs}`",
         "",
-        "| seed | clone | success (sampled) | success (deterministic) | share up / down at (0, 0) | Sarle | KDE modes |",
-        "|---|---|---|---|---|---|---|",
+        "| seed | clone | success (sampled) | steps (sampled) | success (deterministic) | steps (deterministic) "
+        "| samples at (0, 0): top / bottom / between | Sarle | KDE modes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         for name in ("flow", "gaussian"):
             r = row[name]
             lines.append(
-                f"| {row['seed']} | {name} | {r['success_sampled']:.2f} | {r['success_deterministic']:.2f} | "
-                f"{r['share_up']:.2f} / {r['share_down']:.2f} | {r['sarle']:.2f} | {r['n_modes']} |"
+                f"| {row['seed']} | {name} | {r['success_sampled']:.2f} | {r['steps_sampled']:.1f} | "
+                f"{r['success_deterministic']:.2f} | {r['steps_deterministic']:.1f} | {r['share_up']:.2f} / "
+                f"{r['share_down']:.2f} / {r['share_between']:.2f} | {r['sarle']:.2f} | {r['n_modes']} |"
             )
     (out / "multimodal.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
