@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -191,60 +192,185 @@ def multimodal(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------------- fine-tuning
 
 
-def finetune(args: argparse.Namespace) -> None:
+def expert_demonstrations(args: argparse.Namespace, seed: int) -> tuple[Any, float, Any]:
+    """
+    The weak expert of ``seed`` (SB3 PPO, default settings, VecNormalize), its deterministic return and its recorded
+    episodes. Saved in ``<out>/experts/`` and reused, so that every fine-tuning variant starts from the same data.
+    """
     from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_fpo.demonstrations import Demonstrations, record_demonstrations
+
+    folder = Path(args.out, "experts")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{args.env}_{args.expert_timesteps // 1000}k_seed{seed}"
+    model_file, stats_file = stem.with_suffix(".zip"), stem.with_suffix(".pkl")
+    demos_file = stem.with_name(f"{stem.name}_{args.episodes}{'_sampled' if args.sampled_demonstrations else ''}.npz")
+    if model_file.exists() and stats_file.exists():
+        expert_env = VecNormalize.load(str(stats_file), make_vec_env(args.env, n_envs=1, seed=seed))
+        expert = PPO.load(model_file, env=expert_env, device="cpu")
+    else:
+        expert_env = VecNormalize(make_vec_env(args.env, n_envs=1, seed=seed))
+        expert = PPO("MlpPolicy", expert_env, seed=seed, device="cpu")
+        expert.learn(args.expert_timesteps)
+        expert.save(model_file)
+        expert_env.save(str(stats_file))
+    if demos_file.exists():
+        arrays = np.load(demos_file)
+        demos = Demonstrations(**{name: arrays[name] for name in arrays.files})
+    else:
+        demos = record_demonstrations(
+            expert, args.env, n_episodes=args.episodes, seed=seed, deterministic=not args.sampled_demonstrations
+        )
+        fields = ("observations", "actions", "rewards", "episode_starts", "terminated")
+        np.savez_compressed(demos_file, **{name: getattr(demos, name) for name in fields})
+    expert_env.training = False
+    return expert, evaluate_return(expert, expert_env, args, seed, deterministic=True), demos
+
+
+def evaluate_return(model: Any, train_env: Any, args: argparse.Namespace, seed: int, deterministic: bool) -> float:
+    """Mean return of ``args.eval_episodes`` episodes on a separate env with ``train_env``'s statistics, frozen."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
+    eval_env = VecNormalize(make_vec_env(args.env, n_envs=1, seed=seed + 10_000), training=False, norm_reward=False)
+    sync_envs_normalization(train_env, eval_env)
+    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=deterministic)
+    return float(mean)  # type: ignore[arg-type]
+
+
+def evaluation_point(model: Any, train_env: Any, args: argparse.Namespace, seed: int) -> dict[str, float]:
+    return dict(
+        steps=model.num_timesteps,
+        det=evaluate_return(model, train_env, args, seed, deterministic=True),
+        sto=evaluate_return(model, train_env, args, seed, deterministic=False),
+    )
+
+
+def finetune(args: argparse.Namespace) -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
     from sb3_fpo import FPO
-    from sb3_fpo.demonstrations import record_demonstrations
     from sb3_fpo.presets import FINETUNE_HYPERPARAMS_FILE, load_preset
 
     th.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env_id = args.env
+    import yaml
 
-    def evaluate(model: Any, train_env: VecNormalize, seed: int) -> float:
-        eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed + 10_000), training=False, norm_reward=False)
-        sync_envs_normalization(train_env, eval_env)
-        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-        return float(mean)  # type: ignore[arg-type]
-
-    results = []
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split(":", 1) for item in args.hyperparams)}
+    result_file = out / f"finetune_{args.tag}.json"
+    results = json.loads(result_file.read_text())["runs"] if result_file.exists() else []
     for seed in args.seeds:
-        expert_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed))
-        expert = PPO("MlpPolicy", expert_env, seed=seed, device="cpu")
-        expert.learn(args.expert_timesteps)
-        expert_env.training = False
-        expert_return = evaluate(expert, expert_env, seed)
-        demos = record_demonstrations(expert, env_id, n_episodes=args.episodes, seed=seed)
-
-        preset = load_preset(env_id, FINETUNE_HYPERPARAMS_FILE)
-        env = VecNormalize(make_vec_env(env_id, n_envs=preset.n_envs, seed=seed), **(preset.normalize or {}))
+        if any(row["seed"] == seed for row in results):
+            continue
+        _, expert_return, demos = expert_demonstrations(args, seed)
+        preset = load_preset(args.env, args.conf or FINETUNE_HYPERPARAMS_FILE, overrides=overrides)
+        env = VecNormalize(make_vec_env(args.env, n_envs=preset.n_envs, seed=seed), **(preset.normalize or {}))
         student = FPO(preset.policy, env, seed=seed, device="cpu", **preset.kwargs)
         history = student.pretrain(demos, n_epochs=args.epochs, seed=seed)
-        curve = [(0, evaluate(student, env, seed))]
+
+        curve = [evaluation_point(student, env, args, seed)]
         while student.num_timesteps < args.timesteps:
             student.learn(args.eval_freq, reset_num_timesteps=False)
-            curve.append((student.num_timesteps, evaluate(student, env, seed)))
+            curve.append(evaluation_point(student, env, args, seed))
         row = dict(
             seed=seed,
             expert_return=expert_return,
             demonstrations=len(demos),
             pretrain_epochs=len(history["train_cfm_loss"]),
-            bc_return=curve[0][1],
-            finetune_curve=curve,
+            bc_return=curve[0]["det"],
+            curve=curve,
         )
         results.append(row)
         print(json.dumps(row), flush=True)
-        (out / "finetune.json").write_text(json.dumps(results, indent=1))
+        record = dict(command=" ".join(["python", *sys.argv]), overrides=overrides, runs=results)
+        result_file.write_text(json.dumps(record, indent=1))
+
+
+def finetune_report(args: argparse.Namespace) -> None:
+    """Table (``finetune.md``) and curves (``finetune.png``) of every ``finetune_<tag>.json`` in ``--out``, with FPO
+    from scratch (the benchmark's runs of the env's ``hyperparams/fpo.yml`` preset) for comparison."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out)
+    variants = {
+        path.stem.removeprefix("finetune_"): json.loads(path.read_text()) for path in sorted(out.glob("finetune_*.json"))
+    }
+    benchmark = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mujoco" / "evaluations.csv"
+    scratch: dict[int, dict[int, float]] = {}
+    with benchmark.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["algo"] == "fpo" and row["env"] == args.env:
+                scratch.setdefault(int(row["steps"]), {})[int(row["seed"])] = float(row["det_mean"])
+    scratch_steps = sorted(steps for steps, seeds in scratch.items() if len(seeds) == len(next(iter(scratch.values()))))
+    scratch_mean = np.array([np.mean(list(scratch[steps].values())) for steps in scratch_steps])
+
+    def steps_to_reach(level: float) -> str:
+        reached = [steps for steps, value in zip(scratch_steps, scratch_mean) if value >= level]
+        return f"{reached[0] // 1000}k" if reached else f"> {scratch_steps[-1] // 1000}k"
+
+    lines = [
+        f"FPO fine-tuning after behaviour cloning on {args.env}: deterministic return (zero-sampling), "
+        f"{args.eval_episodes} episodes per evaluation. From scratch: FPO with the env's `hyperparams/fpo.yml` "
+        f"preset, mean of the seeds in `benchmarks/results/mujoco/evaluations.csv` (evaluated every ~51k steps).",
+        "",
+        "| variant | seed | expert | BC (÷ expert) | after fine-tuning (÷ BC) | lowest during fine-tuning (÷ BC) "
+        "| from scratch reaches the fine-tuned return at |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    figure, axes = plt.subplots(figsize=(8, 5))
+    axes.plot(scratch_steps, scratch_mean, color="grey", label="FPO from scratch (preset, mean)")
+    for (tag, record), color in zip(variants.items(), ("C0", "C1", "C2", "C3", "C4")):
+        runs = record["runs"]
+        for run in runs:
+            curve = run["curve"]
+            final, lowest = curve[-1]["det"], min(point["det"] for point in curve[1:])
+            bc, expert = run["bc_return"], run["expert_return"]
+            lines.append(
+                f"| {tag} | {run['seed']} | {expert:.0f} | {bc:.0f} ({bc / expert:.2f}) | {final:.0f} ({final / bc:.2f}) | "
+                f"{lowest:.0f} ({lowest / bc:.2f}) | {steps_to_reach(final)} |"
+            )
+            axes.plot([p["steps"] for p in curve], [p["det"] for p in curve], color=color, alpha=0.3, linewidth=1)
+        if len(runs) > 1:
+            mean_curve = np.mean([[p["det"] for p in run["curve"]] for run in runs], axis=0)
+            steps = [p["steps"] for p in runs[0]["curve"]]
+            axes.plot(steps, mean_curve, color=color, linewidth=2, label=f"BC + fine-tuning: {tag} (mean)")
+            bc_mean = float(np.mean([run["bc_return"] for run in runs]))
+            expert_mean = float(np.mean([run["expert_return"] for run in runs]))
+            final_mean = float(mean_curve[-1])
+            lowest_mean = float(np.min(mean_curve[1:]))
+            lines.append(
+                f"| {tag} | mean | {expert_mean:.0f} | {bc_mean:.0f} ({bc_mean / expert_mean:.2f}) | {final_mean:.0f} "
+                f"({final_mean / bc_mean:.2f}) | {lowest_mean:.0f} ({lowest_mean / bc_mean:.2f}) | "
+                f"{steps_to_reach(final_mean)} |"
+            )
+        else:
+            axes.plot([], [], color=color, alpha=0.3, label=f"BC + fine-tuning: {tag}")
+    lines += ["", "Commands:", ""] + [f"- {tag}: `{record['command']}`" for tag, record in variants.items()]
+    axes.set_xlim(0, 600_000)
+    axes.set_xlabel("environment steps (fine-tuning: after behaviour cloning)")
+    axes.set_ylabel("deterministic return")
+    axes.set_title(f"{args.env}: behaviour cloning + FPO fine-tuning vs FPO from scratch")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "finetune.png", dpi=120)
+    (out / "finetune.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["multimodal", "finetune"])
+    parser.add_argument("command", choices=["multimodal", "finetune", "finetune-report"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=None, help="demonstration episodes (multimodal 200, finetune 50)")
     parser.add_argument("--epochs", type=int, default=200, help="maximum pretraining epochs")
@@ -254,6 +380,14 @@ def main() -> None:
     parser.add_argument("--expert-timesteps", type=int, default=200_000)
     parser.add_argument("--timesteps", type=int, default=200_000, help="fine-tuning steps")
     parser.add_argument("--eval-freq", type=int, default=20_000)
+    parser.add_argument("--conf", default=None, help="fine-tuning presets (default hyperparams/fpo_finetune.yml)")
+    parser.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY:VALUE", help="override preset entries")
+    parser.add_argument(
+        "--sampled-demonstrations",
+        action="store_true",
+        help="record the expert's sampled actions (its Gaussian exploration) instead of its mean actions",
+    )
+    parser.add_argument("--tag", default="preset", help="name of the fine-tuning variant (finetune_<tag>.json)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     if args.command == "multimodal":
@@ -263,7 +397,7 @@ def main() -> None:
     else:
         args.episodes = args.episodes or 50
         args.eval_episodes = args.eval_episodes or 10
-        finetune(args)
+        finetune_report(args) if args.command == "finetune-report" else finetune(args)
 
 
 if __name__ == "__main__":
