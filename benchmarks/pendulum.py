@@ -33,6 +33,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_N16": dict(algo="fpo", n_samples=16),
     "fpo_scale1": dict(algo="fpo", policy_kwargs=dict(output_scale=1.0)),
     "fpo_tau_grid": dict(algo="fpo", tau_sampling="discrete"),
+    # the MuJoCo presets' guards (Hopper, Walker2d): candidate library defaults
+    "fpo_per_sample_aspo": dict(algo="fpo", ratio_mode="per_sample", trust_region="aspo", cfm_loss_clamp=20.0),
     "fpo_plusplus": dict(
         algo="fpo",
         n_samples=16,
