@@ -345,6 +345,8 @@ def finetune_report(args: argparse.Namespace) -> None:
             mean_curve = np.mean([[p["det"] for p in run["curve"]] for run in runs], axis=0)
             steps = [p["steps"] for p in runs[0]["curve"]]
             axes.plot(steps, mean_curve, color=color, linewidth=2, label=f"BC + fine-tuning: {tag} (mean)")
+            expert_level = float(np.mean([run["expert_return"] for run in runs]))
+            axes.axhline(expert_level, color=color, linestyle=":", linewidth=1, label=f"expert ({tag} seeds, mean)")
             bc_mean = float(np.mean([run["bc_return"] for run in runs]))
             expert_mean = float(np.mean([run["expert_return"] for run in runs]))
             final_mean = float(mean_curve[-1])
