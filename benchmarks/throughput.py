@@ -5,7 +5,9 @@ Throughput of FPO against SB3 PPO at identical settings, as ratios (absolute tim
   network widths (PPO actor ``pi=[64, 64]`` vs FPO velocity net ``[64, 64]``; critic ``[64, 64]`` for both),
   and each ÷ the env-only stepping rate (random actions through the same VecEnv); FPO uses torch's fused Adam
   by default, so FPO ÷ PPO with fused Adam is reported too;
-* ``predict`` latency at batch 1 with zero-sampling (5 and 10 flow steps) ÷ PPO's deterministic ``predict``.
+* the share of the training time spent in the update (``train()``; the rest is the rollout);
+* ``predict`` latency at batch 1 with zero-sampling (5 and 10 flow steps) ÷ PPO's deterministic ``predict``;
+* with ``--profile ROWS``, the top ops of one update of each, by CPU time (torch's profiler).
 
 Measurements alternate A, B, A, B ... and the medians of the per-pair ratios are reported.
 
@@ -43,11 +45,41 @@ def make_models(env_id: str, n_envs: int, n_steps: int, batch_size: int, n_epoch
     return fpo, ppo, ppo_fused
 
 
-def train_rate(model: Any, iterations: int) -> float:
+def train_rate(model: Any, iterations: int, update_times: list[float] | None = None) -> float:
+    """Training steps/s over ``iterations`` rollout + update cycles; the update's share goes to ``update_times``."""
     steps = iterations * model.n_steps * model.n_envs
+    update = 0.0
+    train = model.train
+
+    def timed_train() -> None:
+        nonlocal update
+        start = time.perf_counter()
+        train()
+        update += time.perf_counter() - start
+
+    model.train = timed_train
     start = time.perf_counter()
-    model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - start)
+    try:
+        model.learn(steps, reset_num_timesteps=False)
+    finally:
+        del model.train  # back to the class's method
+    total = time.perf_counter() - start
+    if update_times is not None:
+        update_times.append(update / total)
+    return steps / total
+
+
+def profile_update(model: Any, rows: int) -> None:
+    """The ops of one update (``model.train()``) by self CPU time, with torch's profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.train()
+    averages = prof.key_averages()
+    total = sum(event.self_cpu_time_total for event in averages)
+    matmul = sum(event.self_cpu_time_total for event in averages if event.key in ("aten::mm", "aten::addmm"))
+    print(f"{type(model).__name__}: one update, {total / 1e3:.0f} ms of CPU, matrix products {matmul / total:.0%}")
+    print(averages.table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
 def env_rate(env_id: str, n_envs: int, steps: int) -> float:
@@ -81,6 +113,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS", help="print the top ROWS ops of one update")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
@@ -88,10 +121,15 @@ def main() -> None:
         args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, args.flow_steps, args.device
     )
     train_rate(fpo, 1), train_rate(ppo, 1), train_rate(ppo_fused, 1)  # warm-up
+    if args.profile:
+        profile_update(fpo, args.profile)
+        profile_update(ppo, args.profile)
     fpo_rates, ppo_rates, ppo_fused_rates, env_rates = [], [], [], []
+    fpo_update_shares: list[float] = []
+    ppo_update_shares: list[float] = []
     for _ in range(args.repeats):
-        fpo_rates.append(train_rate(fpo, args.iterations))
-        ppo_rates.append(train_rate(ppo, args.iterations))
+        fpo_rates.append(train_rate(fpo, args.iterations, fpo_update_shares))
+        ppo_rates.append(train_rate(ppo, args.iterations, ppo_update_shares))
         ppo_fused_rates.append(train_rate(ppo_fused, args.iterations))
         env_rates.append(env_rate(args.env, args.n_envs, args.iterations * args.n_steps * args.n_envs))
 
@@ -110,6 +148,8 @@ def main() -> None:
         "settings": vars(args),
         "fpo_steps_per_s_over_ppo": median_ratio(fpo_rates, ppo_rates),
         "fpo_steps_per_s_over_ppo_fused_adam": median_ratio(fpo_rates, ppo_fused_rates),
+        "fpo_update_share_of_training_time": statistics.median(fpo_update_shares),
+        "ppo_update_share_of_training_time": statistics.median(ppo_update_shares),
         "fpo_steps_per_s_over_env_only": median_ratio(fpo_rates, env_rates),
         "ppo_steps_per_s_over_env_only": median_ratio(ppo_rates, env_rates),
         "fpo_predict_latency_over_ppo_5_steps": median_ratio(latency["fpo_5"], latency["ppo"]),
