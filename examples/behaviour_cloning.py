@@ -341,6 +341,7 @@ def finetune_report(args: argparse.Namespace) -> None:
     ]
     figure, axes = plt.subplots(figsize=(8, 5))
     axes.plot(scratch_steps, scratch_mean, color="grey", label="FPO from scratch (preset, mean)")
+    expert_drawn = False
     for (tag, record), color in zip(variants.items(), ("C0", "C1", "C2", "C3", "C4")):
         runs = record["runs"]
         for run in runs:
@@ -357,8 +358,10 @@ def finetune_report(args: argparse.Namespace) -> None:
             mean_curve = np.mean([[p["det"] for p in run["curve"]] for run in runs], axis=0)
             steps = [p["steps"] for p in runs[0]["curve"]]
             axes.plot(steps, mean_curve, color=color, linewidth=2, label=f"BC + fine-tuning: {tag} (mean)")
-            expert_level = float(np.mean([run["expert_return"] for run in runs]))
-            axes.axhline(expert_level, color=color, linestyle=":", linewidth=1, label=f"expert ({tag} seeds, mean)")
+            if not expert_drawn:  # every variant of a seed clones the same expert
+                expert_level = float(np.mean([run["expert_return"] for run in runs]))
+                axes.axhline(expert_level, color="black", linestyle=":", linewidth=1, label="expert (mean of seeds)")
+                expert_drawn = True
             bc_mean = float(np.mean([run["bc_return"] for run in runs]))
             expert_mean = float(np.mean([run["expert_return"] for run in runs]))
             final_mean = float(mean_curve[-1])
