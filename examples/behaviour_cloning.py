@@ -342,7 +342,8 @@ def finetune_report(args: argparse.Namespace) -> None:
     figure, axes = plt.subplots(figsize=(8, 5))
     axes.plot(scratch_steps, scratch_mean, color="grey", label="FPO from scratch (preset, mean)")
     expert_drawn = False
-    for (tag, record), color in zip(variants.items(), ("C0", "C1", "C2", "C3", "C4")):
+    for index, (tag, record) in enumerate(variants.items()):
+        color = f"C{index % 10}"
         runs = record["runs"]
         for run in runs:
             curve = run["curve"]
