@@ -148,7 +148,9 @@ def record_demonstrations(
         normalised with its statistics, ``model.get_vec_normalize_env()``, frozen) or a callable ``obs -> action``
     :param env: an env id or a single ``gym.Env`` (not a VecEnv); the recorder owns an env it makes
     :param n_episodes: episodes to record
-    :param deterministic: ``predict(deterministic=...)``
+    :param deterministic: ``predict(deterministic=...)``. For a clone that FPO will fine-tune, record the sampled
+        actions (``False``): a flow cloned from mean actions is nearly deterministic and its first FPO updates
+        break it (Hopper-v5: 933 -> 282 in 200k steps, against +33% for clones of sampled actions)
     :param seed: seeds the first reset (the next episodes follow the env's random stream)
     :param normalized: store the normalised observations the model saw instead of the raw ones
     :param dataset_id: also write a Minari dataset with this id (raw observations only; Minari's local storage,
