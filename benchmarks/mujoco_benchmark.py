@@ -181,8 +181,9 @@ def report(out: Path, command: str) -> str:
         "Final deterministic return, mean ± std over seeds; best PPO = the baseline with the higher mean on that task.",
         "",
         "| env | FPO | PPO zoo-tuned | PPO default | FPO / PPO zoo | FPO / PPO default | FPO / best PPO "
-        "| FPO stochastic | steps/s FPO / best PPO | seeds FPO/zoo/default |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| FPO stochastic | steps/s FPO / best PPO | FPO's training seconds to best PPO's final return (runs reaching "
+        "it) / best PPO's | seeds FPO/zoo/default |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(values: list[float]) -> str:
@@ -201,6 +202,7 @@ def report(out: Path, command: str) -> str:
         lines.append(
             f"| {env_id} | {cell(fpo)} | {cell(ppo)} | {cell(default)} | {ratio(fpo, ppo)} | {ratio(fpo, default)} | "
             f"{ratio(fpo, best)} | {cell(final(chosen, 'fpo', 'sto_mean'))} | {ratio(sps['fpo'], sps[best_algo])} | "
+            f"{time_to_reach(chosen, best_algo, float(np.mean(best)) if best else np.inf)} | "
             f"{len(fpo)}/{len(ppo)}/{len(default)} |"
         )
         plot_curves(out / f"curves_{env_id}.png", env_id, chosen)
@@ -210,6 +212,25 @@ def report(out: Path, command: str) -> str:
         text += "\n" + summary
     (out / "table.md").write_text(text)
     return text
+
+
+def time_to_reach(runs: list[dict[str, Any]], best_algo: str, level: float) -> str:
+    """FPO's median training seconds to a first evaluation at or above ``level`` (best PPO's mean final return),
+    over the FPO runs that reach it and have wall times, and best PPO's mean training seconds for its whole run."""
+    reached, timed = [], 0
+    for run in (r for r in runs if r["algo"] == "fpo"):
+        times = wall_times(run)
+        if times is None:
+            continue
+        timed += 1
+        above = [t for t, e in zip(times, run["evaluations"]) if e["det_mean"] >= level]
+        if above:
+            reached.append(above[0])
+    ppo_times = [t[-1] for t in (wall_times(r) for r in runs if r["algo"] == best_algo) if t is not None]
+    if not timed or not ppo_times:
+        return "—"
+    fpo_part = f"{np.median(reached):.0f} s ({len(reached)}/{timed})" if reached else f"not reached (0/{timed})"
+    return f"{fpo_part} / {np.mean(ppo_times):.0f} s"
 
 
 def iqm(scores: np.ndarray) -> float:
