@@ -192,9 +192,9 @@ def multimodal(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------------- fine-tuning
 
 
-def expert_demonstrations(args: argparse.Namespace, seed: int) -> tuple[Any, float, Any]:
+def expert_demonstrations(args: argparse.Namespace, seed: int) -> tuple[float, Any]:
     """
-    The weak expert of ``seed`` (SB3 PPO, default settings, VecNormalize), its deterministic return and its recorded
+    The deterministic return of the weak expert of ``seed`` (SB3 PPO, default settings, VecNormalize) and its recorded
     episodes. Saved in ``<out>/experts/`` and reused, so that every fine-tuning variant starts from the same data.
     """
     from stable_baselines3 import PPO
@@ -227,7 +227,7 @@ def expert_demonstrations(args: argparse.Namespace, seed: int) -> tuple[Any, flo
         fields = ("observations", "actions", "rewards", "episode_starts", "terminated")
         np.savez_compressed(demos_file, **{name: getattr(demos, name) for name in fields})
     expert_env.training = False
-    return expert, evaluate_return(expert, expert_env, args, seed, deterministic=True), demos
+    return evaluate_return(expert, expert_env, args, seed, deterministic=True), demos
 
 
 def evaluate_return(model: Any, train_env: Any, args: argparse.Namespace, seed: int, deterministic: bool) -> float:
@@ -239,6 +239,7 @@ def evaluate_return(model: Any, train_env: Any, args: argparse.Namespace, seed: 
     eval_env = VecNormalize(make_vec_env(args.env, n_envs=1, seed=seed + 10_000), training=False, norm_reward=False)
     sync_envs_normalization(train_env, eval_env)
     mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=deterministic)
+    eval_env.close()
     return float(mean)  # type: ignore[arg-type]
 
 
@@ -255,28 +256,19 @@ def finetune(args: argparse.Namespace) -> None:
     from stable_baselines3.common.vec_env import VecNormalize
 
     from sb3_fpo import FPO
-    from sb3_fpo.presets import FINETUNE_HYPERPARAMS_FILE, load_preset
+    from sb3_fpo.presets import FINETUNE_HYPERPARAMS_FILE, load_preset, parse_value
 
     th.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    def value(text: str) -> Any:  # YAML, with "3e-4" read as a number (YAML 1.1 needs "3.0e-4")
-        parsed = yaml.safe_load(text)
-        try:
-            return float(parsed) if isinstance(parsed, str) else parsed
-        except ValueError:
-            return parsed
-
-    overrides = {key: value(text) for key, text in (item.split(":", 1) for item in args.hyperparams)}
+    overrides = {key: parse_value(text) for key, text in (item.split(":", 1) for item in args.hyperparams)}
+    preset = load_preset(args.env, args.conf or FINETUNE_HYPERPARAMS_FILE, overrides=overrides)
     result_file = out / f"finetune_{args.tag}.json"
     results = json.loads(result_file.read_text())["runs"] if result_file.exists() else []
     for seed in args.seeds:
         if any(row["seed"] == seed for row in results):
             continue
-        _, expert_return, demos = expert_demonstrations(args, seed)
-        preset = load_preset(args.env, args.conf or FINETUNE_HYPERPARAMS_FILE, overrides=overrides)
+        expert_return, demos = expert_demonstrations(args, seed)
         env = VecNormalize(make_vec_env(args.env, n_envs=preset.n_envs, seed=seed), **(preset.normalize or {}))
         student = FPO(preset.policy, env, seed=seed, device="cpu", **preset.kwargs)
         history = student.pretrain(demos, n_epochs=args.epochs, seed=seed)
