@@ -15,6 +15,10 @@ Each finished run is saved as ``runs/<algo>_<env>_seed<seed>.json`` in ``--out``
 is not redone (the benchmark resumes). A run in progress keeps its evaluations, model and VecNormalize statistics
 in ``progress/`` at every evaluation, and a later call continues it from there (its record says ``resumed_at_steps``;
 the continued run is not bit-identical to an uninterrupted one: the environments restart their episodes).
+``--stop-after SECONDS`` pauses every run at the first evaluation after which another chunk would not fit in
+that budget, so a batch on a lent machine ends cleanly and the runs go on elsewhere. Each evaluation records the
+``--machine`` it ran on; a run whose evaluations come from more than one machine keeps its returns but gets no
+wall time or steps/s (its seconds would mix processors).
 At the end it writes ``evaluations.csv`` (one row per evaluation),
 ``table.md`` (final returns mean ± std over seeds, FPO/PPO ratio, steps/s ratio) and ``curves_<env>.png``.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import shlex
@@ -70,8 +75,9 @@ def run(
     fpo_conf: str,
     out: str,
     fpo_overrides: dict[str, Any] | None = None,
+    deadline: float = float("inf"),
+    machine: str = "local",
 ) -> str:
-    import rl_zoo3
     import torch as th
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -85,7 +91,7 @@ def run(
         conf = "SB3 PPO defaults"
         preset = Preset(env_id, "ppo_default", "MlpPolicy", 1, timesteps, {}, {})
     else:
-        conf = fpo_conf if algo == "fpo" else str(Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml")
+        conf = fpo_conf if algo == "fpo" else str(zoo_hyperparams("ppo"))
         preset = load_preset(env_id, conf, overrides=fpo_overrides if algo == "fpo" else None)
     kwargs, n_envs, normalize = preset.kwargs, preset.n_envs, preset.normalize
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
@@ -96,14 +102,16 @@ def run(
     algorithm = FPO if algo == "fpo" else PPO
     name = f"{algo}_{env_id}_seed{seed}"
     # A run cut short resumes from its last evaluation: the evaluations so far, the model and its VecNormalize
-    # statistics are saved in progress/ at every evaluation
+    # statistics are saved in progress/ at every evaluation. The model and statistics files are named by their
+    # step count and progress/<name>.json, replaced atomically after them, names the current pair, so a process
+    # killed while saving leaves the previous evaluation's state intact.
     progress = Path(out, "progress", f"{name}.json")
-    checkpoint, statistics = progress.with_suffix(".zip"), progress.with_name(f"{name}_vecnormalize.pkl")
     progress.parent.mkdir(parents=True, exist_ok=True)
     evaluations: list[dict[str, Any]] = []
     train_time, resumed_at = 0.0, None
-    if progress.exists() and checkpoint.exists() and (normalize is None or statistics.exists()):
-        partial = json.loads(progress.read_text())
+    saved = load_progress(progress)
+    if saved is not None and (normalize is None or saved[2] is not None):
+        partial, checkpoint, statistics = saved
         evaluations, train_time = partial["evaluations"], partial["train_time_s"]
         if normalize is not None:
             env = VecNormalize.load(str(statistics), env.venv)  # type: ignore[attr-defined]
@@ -111,7 +119,11 @@ def run(
         resumed_at = model.num_timesteps
     else:
         model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    chunk_seconds = 0.0  # wall time of the last chunk (training and evaluation), to respect the deadline
     while model.num_timesteps < timesteps:
+        if time.time() + chunk_seconds > deadline:
+            return f"{name} paused at {model.num_timesteps} steps (--stop-after): progress in {progress.parent}"
+        chunk_start = time.time()
         start = time.perf_counter()
         model.learn(min(eval_freq, timesteps - model.num_timesteps), reset_num_timesteps=False)
         train_time += time.perf_counter() - start
@@ -127,37 +139,80 @@ def run(
                 sto_mean=sto[0],
                 sto_std=sto[1],
                 train_time_s=train_time,
+                machine=machine,
             )
         )
         partial = dict(algo=algo, env=env_id, seed=seed, evaluations=evaluations, train_time_s=train_time)
-        model.save(checkpoint)
-        if isinstance(env, VecNormalize):
-            env.save(str(statistics))
-        progress.write_text(json.dumps(partial))
+        save_progress(progress, partial, model, env if isinstance(env, VecNormalize) else None)
+        chunk_seconds = time.time() - chunk_start
     result = dict(
         partial,  # algo, env, seed, evaluations, train_time_s
         conf=conf,
         hyperparams=repr(kwargs),
         n_envs=n_envs,
         normalize=repr(normalize),
-        steps_per_s=model.num_timesteps / train_time,
         commit=git_commit(),
     )
+    if len({e.get("machine", "local") for e in evaluations}) == 1:
+        result["steps_per_s"] = model.num_timesteps / train_time
     if resumed_at is not None:
         result["resumed_at_steps"] = resumed_at  # one process up to there, another after
     path = Path(out, "runs", f"{algo}_{env_id}_seed{seed}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
-    for leftover in (progress, checkpoint, statistics):
-        leftover.unlink(missing_ok=True)
+    for leftover in progress.parent.glob(f"{name}[._]*"):
+        leftover.unlink()
     return str(path)
 
 
+def zoo_hyperparams(algo: str) -> Path:
+    """rl-zoo3's hyperparameter file for ``algo``, found without importing rl_zoo3 (which pulls in its whole stack)."""
+    spec = importlib.util.find_spec("rl_zoo3")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("the ppo baseline reads rl-zoo3's ppo.yml: pip install rl-zoo3")
+    return Path(spec.origin).parent / "hyperparams" / f"{algo}.yml"
+
+
+def save_progress(progress: Path, partial: dict[str, Any], model: Any, env: Any | None) -> None:
+    """Save the model (and VecNormalize statistics) under names carrying the step count, then point
+    ``progress`` at them with an atomic replace, then delete the previous evaluation's files."""
+    name, steps = progress.stem, model.num_timesteps
+    checkpoint = progress.with_name(f"{name}_steps{steps}.zip")
+    statistics = progress.with_name(f"{name}_steps{steps}_vecnormalize.pkl")
+    model.save(checkpoint)
+    if env is not None:
+        env.save(str(statistics))
+    partial = dict(partial, checkpoint=checkpoint.name, statistics=statistics.name if env is not None else None)
+    temporary = progress.with_name(f"{name}.json.tmp")
+    temporary.write_text(json.dumps(partial))
+    os.replace(temporary, progress)
+    for old in progress.parent.glob(f"{name}_steps*"):
+        if old.name not in (checkpoint.name, statistics.name):
+            old.unlink()
+
+
+def load_progress(progress: Path) -> tuple[dict[str, Any], Path, Path | None] | None:
+    """The saved evaluations, checkpoint and statistics of a paused run, or None if there is none."""
+    if not progress.exists():
+        return None
+    partial = json.loads(progress.read_text())
+    if "checkpoint" in partial:
+        checkpoint = progress.with_name(partial["checkpoint"])
+        statistics = progress.with_name(partial["statistics"]) if partial["statistics"] else None
+    else:  # the layout before step-named files: <name>.zip and <name>_vecnormalize.pkl
+        checkpoint = progress.with_suffix(".zip")
+        statistics = progress.with_name(f"{progress.stem}_vecnormalize.pkl")
+        statistics = statistics if statistics.exists() else None
+    return (partial, checkpoint, statistics) if checkpoint.exists() else None
+
+
 def git_commit() -> str:
+    """The checkout's commit; a copy without ``.git`` (a lent machine) names it in ``SB3_FPO_COMMIT``."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     except OSError:
-        return "unknown"
+        commit = ""
+    return commit.strip() or os.environ.get("SB3_FPO_COMMIT", "unknown")
 
 
 def final(runs: list[dict[str, Any]], algo: str, key: str = "det_mean") -> list[float]:
@@ -303,6 +358,8 @@ def plot_profile(path: Path, tasks: list[np.ndarray]) -> None:
 def wall_times(run: dict[str, Any]) -> np.ndarray | None:
     """Training seconds at each evaluation: recorded, else the run's total spread at its mean rate; None if unknown."""
     evaluations = run["evaluations"]
+    if len({e.get("machine", "local") for e in evaluations}) > 1:
+        return None  # seconds from different processors do not add up to one run's time
     if all("train_time_s" in e for e in evaluations):
         return np.array([e["train_time_s"] for e in evaluations])
     if "steps_per_s" in run:
@@ -362,7 +419,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default="benchmarks/results/mujoco")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the table and curves of finished runs")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=float("inf"),
+        metavar="SECONDS",
+        help="pause the runs (progress kept, resumed by a later call) before a chunk that would end after this budget",
+    )
+    parser.add_argument(
+        "--machine",
+        default="local",
+        help="label recorded with each evaluation (wall times of one run "
+        "are only used when all its evaluations share one label)",
+    )
     args = parser.parse_args()
+    deadline = time.time() + args.stop_after
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
 
@@ -379,11 +450,11 @@ def main() -> None:
     )
     print(f"{len(jobs)} runs to do ({len(args.envs) * len(args.seeds) * len(args.algos) - len(jobs)} already done)")
     overrides = dict(parse_override(item) for item in args.fpo_hyperparams)
-    settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out), overrides)
+    settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out), overrides, deadline, args.machine)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run, *job, *settings) for job in jobs]
         for future in as_completed(futures):
-            print("finished", future.result(), flush=True)
+            print(future.result(), flush=True)
     command = (
         f"python benchmarks/mujoco_benchmark.py --envs {' '.join(args.envs)} --algos {' '.join(args.algos)} "
         f"--seeds {' '.join(map(str, args.seeds))} --timesteps {args.timesteps} --eval-freq {args.eval_freq} "

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +107,8 @@ def test_a_run_cut_short_resumes_from_its_last_evaluation(tmp_path, monkeypatch)
     progress = tmp_path / "progress"
     assert sorted(p.name for p in progress.iterdir()) == [
         "fpo_InvertedPendulum-v5_seed0.json",
-        "fpo_InvertedPendulum-v5_seed0.zip",
-        "fpo_InvertedPendulum-v5_seed0_vecnormalize.pkl",
+        "fpo_InvertedPendulum-v5_seed0_steps64.zip",
+        "fpo_InvertedPendulum-v5_seed0_steps64_vecnormalize.pkl",
     ]
     monkeypatch.setattr(mujoco_benchmark, "evaluate", original)
     mujoco_benchmark.run("fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, **settings)
@@ -115,6 +116,36 @@ def test_a_run_cut_short_resumes_from_its_last_evaluation(tmp_path, monkeypatch)
     assert [e["steps"] for e in run["evaluations"]] == [64, 128] and run["resumed_at_steps"] == 64
     assert run["evaluations"][1]["train_time_s"] > run["evaluations"][0]["train_time_s"]
     assert list(progress.iterdir()) == []
+
+
+def test_stop_after_pauses_between_evaluations_and_mixed_machines_get_no_wall_time(tmp_path, monkeypatch):
+    pytest.importorskip("mujoco")
+
+    class Clock:  # each reading of the wall clock advances it by 100 s; perf_counter stays real
+        now = 0.0
+        perf_counter = staticmethod(time.perf_counter)
+
+        def time(self):
+            self.now += 100.0
+            return self.now
+
+    settings = dict(timesteps=128, eval_freq=64, episodes=1, fpo_conf=str(ROOT / "hyperparams" / "fpo.yml"))
+    overrides = {"n_steps": 32, "batch_size": 32, "n_epochs": 1}
+    monkeypatch.setattr(mujoco_benchmark, "time", Clock())
+    # the first chunk "takes" 100 s; a second would end after the 250 s budget, so the run pauses after one
+    message = mujoco_benchmark.run(
+        "fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, deadline=250.0, machine="lent",
+        **settings,
+    )  # fmt: skip
+    assert "paused at 64 steps" in message and not (tmp_path / "runs").exists()
+    partial = json.loads((tmp_path / "progress" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
+    assert [e["machine"] for e in partial["evaluations"]] == ["lent"]
+    monkeypatch.setattr(mujoco_benchmark, "time", time)
+    mujoco_benchmark.run("fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, **settings)
+    run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
+    assert [e["machine"] for e in run["evaluations"]] == ["lent", "local"] and run["resumed_at_steps"] == 64
+    assert "steps_per_s" not in run and mujoco_benchmark.wall_times(run) is None  # seconds of two processors
+    assert list((tmp_path / "progress").iterdir()) == []
 
 
 def test_iqm_and_stratified_bootstrap_by_hand():
