@@ -77,6 +77,7 @@ def run(
     fpo_overrides: dict[str, Any] | None = None,
     deadline: float = float("inf"),
     machine: str = "local",
+    train_log: bool = False,
 ) -> str:
     import torch as th
     from stable_baselines3 import PPO
@@ -119,6 +120,10 @@ def run(
         resumed_at = model.num_timesteps
     else:
         model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    if train_log:  # SB3's logger as CSV, one file per process that worked on the run (a resumed run adds one)
+        from stable_baselines3.common.logger import configure
+
+        model.set_logger(configure(str(Path(out, "train_logs", f"{name}_from{model.num_timesteps}")), ["csv"]))
     chunk_seconds = 0.0  # wall time of the last chunk (training and evaluation), to respect the deadline
     while model.num_timesteps < timesteps:
         if time.time() + chunk_seconds > deadline:
@@ -432,6 +437,11 @@ def main() -> None:
         help="label recorded with each evaluation (wall times of one run "
         "are only used when all its evaluations share one label)",
     )
+    parser.add_argument(
+        "--train-log",
+        action="store_true",
+        help="write SB3's training log (losses, ratios, clamp fractions, episode lengths) to train_logs/<run>_from<steps>/",
+    )
     args = parser.parse_args()
     deadline = time.time() + args.stop_after
     out = Path(args.out)
@@ -450,7 +460,17 @@ def main() -> None:
     )
     print(f"{len(jobs)} runs to do ({len(args.envs) * len(args.seeds) * len(args.algos) - len(jobs)} already done)")
     overrides = dict(parse_override(item) for item in args.fpo_hyperparams)
-    settings = (args.timesteps, args.eval_freq, args.eval_episodes, args.fpo_conf, str(out), overrides, deadline, args.machine)
+    settings = (
+        args.timesteps,
+        args.eval_freq,
+        args.eval_episodes,
+        args.fpo_conf,
+        str(out),
+        overrides,
+        deadline,
+        args.machine,
+        args.train_log,
+    )
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run, *job, *settings) for job in jobs]
         for future in as_completed(futures):

@@ -135,15 +135,20 @@ def test_stop_after_pauses_between_evaluations_and_mixed_machines_get_no_wall_ti
     # the first chunk "takes" 100 s; a second would end after the 250 s budget, so the run pauses after one
     message = mujoco_benchmark.run(
         "fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, deadline=250.0, machine="lent",
-        **settings,
+        train_log=True, **settings,
     )  # fmt: skip
     assert "paused at 64 steps" in message and not (tmp_path / "runs").exists()
     partial = json.loads((tmp_path / "progress" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
     assert [e["machine"] for e in partial["evaluations"]] == ["lent"]
     monkeypatch.setattr(mujoco_benchmark, "time", time)
-    mujoco_benchmark.run("fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, **settings)
+    mujoco_benchmark.run(
+        "fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), fpo_overrides=overrides, train_log=True, **settings
+    )
     run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
     assert [e["machine"] for e in run["evaluations"]] == ["lent", "local"] and run["resumed_at_steps"] == 64
+    for segment in ("from0", "from64"):  # one training log per process that worked on the run
+        log = (tmp_path / "train_logs" / f"fpo_InvertedPendulum-v5_seed0_{segment}" / "progress.csv").read_text()
+        assert "train/ratio_max" in log.splitlines()[0] and len(log.splitlines()) >= 2
     assert "steps_per_s" not in run and mujoco_benchmark.wall_times(run) is None  # seconds of two processors
     assert list((tmp_path / "progress").iterdir()) == []
 
