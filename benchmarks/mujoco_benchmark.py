@@ -266,12 +266,34 @@ def report(out: Path, command: str) -> str:
             f"{len(fpo)}/{len(ppo)}/{len(default)} |"
         )
         plot_curves(out / f"curves_{env_id}.png", env_id, chosen)
+    same = same_ppo_settings(runs)
+    if same:
+        lines += [
+            "",
+            f"On {', '.join(same)} rl-zoo3's entry is SB3's PPO defaults with VecNormalize: `ppo` and `ppo_default` "
+            "are one configuration there (the same seed gives the same run, up to where a run was resumed).",
+        ]
     text = "\n".join(lines) + "\n"
     summary = aggregate(out, runs)
     if summary:
         text += "\n" + summary
     (out / "table.md").write_text(text)
     return text
+
+
+def same_ppo_settings(runs: list[dict[str, Any]]) -> list[str]:
+    """The tasks on which every zoo-tuned PPO run used exactly ``ppo_default``'s settings."""
+
+    def settings(run: dict[str, Any]) -> tuple[Any, Any, Any]:
+        return run.get("hyperparams"), run.get("normalize"), run.get("n_envs")
+
+    tasks = []
+    for env_id in sorted({r["env"] for r in runs}):
+        zoo = {settings(r) for r in runs if r["env"] == env_id and r["algo"] == "ppo"}
+        default = {settings(r) for r in runs if r["env"] == env_id and r["algo"] == "ppo_default"}
+        if zoo and zoo == default and len(zoo) == 1 and None not in next(iter(zoo)):
+            tasks.append(env_id)
+    return tasks
 
 
 def time_to_reach(runs: list[dict[str, Any]], best_algo: str, level: float) -> str:

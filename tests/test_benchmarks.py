@@ -168,3 +168,16 @@ def test_scores_normalised_by_the_best_ppo():
 
     runs = [record("fpo", 0, 300.0), record("fpo", 1, 100.0), record("ppo", 0, 100.0), record("ppo_default", 0, 200.0)]
     assert mujoco_benchmark.normalized_scores(runs)["A-v5"] == pytest.approx([1.5, 0.5])  # best PPO: 200
+
+
+def test_tasks_where_the_zoo_entry_is_ppo_default_are_named():
+    default = dict(algo="ppo_default", hyperparams="{}", normalize="{}", n_envs=1)
+    runs = [
+        dict(default, env="A-v5"),
+        dict(default, env="A-v5", algo="ppo"),  # rl-zoo3's entry: SB3's defaults + VecNormalize
+        dict(default, env="B-v5"),
+        dict(default, env="B-v5", algo="ppo", hyperparams="{'gamma': 0.98}"),
+        dict(default, env="C-v5", algo="ppo", hyperparams=None),  # rebuilt record: settings unknown
+        dict(default, env="C-v5", hyperparams=None),
+    ]
+    assert mujoco_benchmark.same_ppo_settings(runs) == ["A-v5"]
