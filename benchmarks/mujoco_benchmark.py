@@ -281,6 +281,24 @@ def report(out: Path, command: str) -> str:
     return text
 
 
+def levers_table(root: Path) -> str:
+    """One row per FPO run under ``root/<lever>/``, finished (``runs/``) or paused (``progress/``): steps reached,
+    final and best deterministic return (each record's ``hyperparams`` holds the settings it ran with)."""
+    lines = ["| lever | env | seed | steps | final | best | status |", "|---|---|---|---|---|---|---|"]
+    for lever in sorted(p for p in root.iterdir() if p.is_dir()):
+        records = [(json.loads(f.read_text()), "finished") for f in sorted((lever / "runs").glob("fpo_*.json"))]
+        records += [(json.loads(f.read_text()), "paused") for f in sorted((lever / "progress").glob("fpo_*.json"))]
+        for record, status in records:
+            returns = [e["det_mean"] for e in record["evaluations"]]
+            if not returns:
+                continue
+            lines.append(
+                f"| {lever.name} | {record['env']} | {record['seed']} | {record['evaluations'][-1]['steps'] // 1000}k "
+                f"| {returns[-1]:.0f} | {max(returns):.0f} | {status} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def same_ppo_settings(runs: list[dict[str, Any]]) -> list[str]:
     """The tasks on which every zoo-tuned PPO run used exactly ``ppo_default``'s settings."""
 
@@ -460,11 +478,19 @@ def main() -> None:
         "are only used when all its evaluations share one label)",
     )
     parser.add_argument(
+        "--levers",
+        metavar="DIR",
+        help="only print the table of the FPO runs under DIR/<lever>/ (finished or paused) and exit",
+    )
+    parser.add_argument(
         "--train-log",
         action="store_true",
         help="write SB3's training log (losses, ratios, clamp fractions, episode lengths) to train_logs/<run>_from<steps>/",
     )
     args = parser.parse_args()
+    if args.levers:
+        print(levers_table(Path(args.levers)), end="")
+        return
     deadline = time.time() + args.stop_after
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
