@@ -201,13 +201,8 @@ def load_progress(progress: Path) -> tuple[dict[str, Any], Path, Path | None] | 
     if not progress.exists():
         return None
     partial = json.loads(progress.read_text())
-    if "checkpoint" in partial:
-        checkpoint = progress.with_name(partial["checkpoint"])
-        statistics = progress.with_name(partial["statistics"]) if partial["statistics"] else None
-    else:  # the layout before step-named files: <name>.zip and <name>_vecnormalize.pkl
-        checkpoint = progress.with_suffix(".zip")
-        statistics = progress.with_name(f"{progress.stem}_vecnormalize.pkl")
-        statistics = statistics if statistics.exists() else None
+    checkpoint = progress.with_name(partial["checkpoint"])
+    statistics = progress.with_name(partial["statistics"]) if partial["statistics"] else None
     return (partial, checkpoint, statistics) if checkpoint.exists() else None
 
 
