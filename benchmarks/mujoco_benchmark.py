@@ -158,7 +158,7 @@ def run(
         normalize=repr(normalize),
         commit=git_commit(),
     )
-    if len({e.get("machine", "local") for e in evaluations}) == 1:
+    if one_machine(evaluations):
         result["steps_per_s"] = model.num_timesteps / train_time
     if resumed_at is not None:
         result["resumed_at_steps"] = resumed_at  # one process up to there, another after
@@ -278,7 +278,7 @@ def report(out: Path, command: str) -> str:
 
 def levers_table(root: Path) -> str:
     """One row per FPO run under ``root/<lever>/``, finished (``runs/``) or paused (``progress/``): steps reached,
-    final and best deterministic return (each record's ``hyperparams`` holds the settings it ran with)."""
+    final and best deterministic return (a finished record's ``hyperparams`` holds the settings it ran with)."""
     lines = ["| lever | env | seed | steps | final | best | status |", "|---|---|---|---|---|---|---|"]
     for lever in sorted(p for p in root.iterdir() if p.is_dir()):
         records = [(json.loads(f.read_text()), "finished") for f in sorted((lever / "runs").glob("fpo_*.json"))]
@@ -395,10 +395,15 @@ def plot_profile(path: Path, tasks: list[np.ndarray]) -> None:
     plt.close(fig)
 
 
+def one_machine(evaluations: list[dict[str, Any]]) -> bool:
+    """Whether all evaluations of a run were made on one machine (records from before the label: this one)."""
+    return len({e.get("machine", "local") for e in evaluations}) <= 1
+
+
 def wall_times(run: dict[str, Any]) -> np.ndarray | None:
     """Training seconds at each evaluation: recorded, else the run's total spread at its mean rate; None if unknown."""
     evaluations = run["evaluations"]
-    if len({e.get("machine", "local") for e in evaluations}) > 1:
+    if not one_machine(evaluations):
         return None  # seconds from different processors do not add up to one run's time
     if all("train_time_s" in e for e in evaluations):
         return np.array([e["train_time_s"] for e in evaluations])
