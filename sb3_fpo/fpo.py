@@ -597,7 +597,8 @@ class FPO(PPO):
         stops when the validation CFM loss (on fixed (tau, eps) pairs) has not improved for ``patience`` epochs, and
         the best weights are kept. ``pretrain/train_cfm_loss``, ``pretrain/val_cfm_loss`` (and
         ``pretrain/value_loss``) go to SB3's logger, one dump per epoch. :meth:`learn` continues from the result as
-        usual (with a fresh optimizer state: pretraining uses its own Adam), and :meth:`save` keeps it.
+        usual (with a fresh optimizer state: pretraining uses its own Adam), and :meth:`save` keeps it. Demonstrated
+        actions are in the env's units; a ``squash_output`` policy rescales them to ``[-1, 1]`` as its buffer holds them.
 
         :param demonstrations: ``(observations, actions)`` arrays, ``(observations, actions, rewards[,
             episode_starts])``, a :class:`sb3_fpo.demonstrations.Demonstrations` or a ``minari.MinariDataset``
@@ -630,6 +631,11 @@ class FPO(PPO):
                 f"Demonstrated actions must be finite with {self.policy.action_dim} dimensions, got shape "
                 f"{demos.actions.shape}{'' if np.isfinite(actions).all() else ' with NaN or inf'}."
             )
+        if self.policy.squash_output:  # the buffer's convention: tanh-squashed actions in [-1, 1]
+            shape = self.policy.action_space.shape
+            assert shape is not None
+            actions = self.policy.scale_action(actions.reshape((len(demos), *shape))).reshape(len(demos), -1)
+            actions = actions.astype(np.float32, copy=False)
         fit_critic = demos.rewards is not None if fit_critic is None else fit_critic
         returns = None
         if fit_critic:

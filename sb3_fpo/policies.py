@@ -7,6 +7,7 @@ import math
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
@@ -34,6 +35,9 @@ from sb3_fpo.flow import (
     interpolate,
     time_embedding,
 )
+
+SQUASH_BOUND = 1.0 - 1e-6
+"""With ``squash_output``, stored actions are clipped to ``[-SQUASH_BOUND, SQUASH_BOUND]`` before ``atanh``."""
 
 
 class VelocityNet(nn.Module):
@@ -225,6 +229,12 @@ class FlowPolicy(ActorCriticPolicy):
         ``N(0, source_std^2 I)``), as a lower ``log_std_init`` does for PPO. Zero-sampling is unaffected.
     :param cfm_reduction: Reduction of the squared velocity error over action dimensions: ``mean`` (FPO),
         ``sum_sqrt_d`` (FPO++) or ``sum``
+    :param squash_output: Squash actions with ``tanh`` (the official FPO Playground code's action head; default
+        False, the papers' unbounded flow with SB3 clipping at the Box bounds). The flow then samples a pre-squash
+        ``x`` and the policy acts with ``tanh(x)`` in ``[-1, 1]``, which SB3 rescales to the Box bounds, as for SAC.
+        The rollout buffer stores ``tanh(x)``; the CFM loss recovers its target as
+        ``atanh(clip(a, -SQUASH_BOUND, SQUASH_BOUND))`` (``SQUASH_BOUND = 1 - 1e-6``, so a saturated action is
+        read as ``|x| = 7.2``), the same target for the old and the new parameters. Needs finite Box bounds.
     :param cfm_target: What the CFM loss measures: ``velocity`` (the FPO paper's ``|v - (a - eps)|^2``, default) or
         ``noise`` (the official FPO code's default, ``|eps_hat - eps|^2`` with ``eps_hat = x_tau - tau v``: the
         velocity loss weighted by ``tau^2``; with ``source_std`` s the noise error is this divided by s^2)
@@ -268,9 +278,12 @@ class FlowPolicy(ActorCriticPolicy):
                 f"FlowPolicy needs a continuous gymnasium.spaces.Box action space, got {action_space}. "
                 "For discrete actions use SB3's PPO."
             )
-        if use_sde or squash_output:
+        if use_sde:
+            raise ValueError("FlowPolicy does not support gSDE (use_sde): exploration comes from the flow noise.")
+        if squash_output and not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
             raise ValueError(
-                "FlowPolicy does not support gSDE (use_sde / squash_output): exploration comes from the flow noise."
+                f"squash_output=True maps tanh's [-1, 1] onto the action bounds, which must be finite: got low "
+                f"{action_space.low}, high {action_space.high}."
             )
         velocity_net_arch = [32, 32, 32, 32] if velocity_net_arch is None else list(velocity_net_arch)
         if len(velocity_net_arch) == 0 or min(velocity_net_arch) < 1:
@@ -331,6 +344,9 @@ class FlowPolicy(ActorCriticPolicy):
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
         )
+        # Set after ActorCriticPolicy.__init__, which allows squash_output only with gSDE: SB3's predict() and
+        # collect_rollouts() read this flag and rescale [-1, 1] to the Box bounds instead of clipping.
+        self._squash_output = bool(squash_output)
 
     @property
     def action_dim(self) -> int:
@@ -338,12 +354,13 @@ class FlowPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for unused in ("use_sde", "log_std_init", "squash_output", "full_std", "use_expln"):
+        for unused in ("use_sde", "log_std_init", "full_std", "use_expln"):
             data.pop(unused, None)
         data.update(
             dict(
                 share_features_extractor=self.share_features_extractor,
                 normalize_images=self.normalize_images,
+                squash_output=self.squash_output,
                 velocity_net_arch=self.velocity_net_arch,
                 velocity_activation_fn=self.velocity_activation_fn,
                 time_embed_dim=self.time_embed_dim,
@@ -406,7 +423,7 @@ class FlowPolicy(ActorCriticPolicy):
         if self.source_std != 1.0:
             x0 = self.source_std * x0
         if method == "euler":
-            return self.velocity_net.euler(cond, x0, n_steps)
+            return self._squash(self.velocity_net.euler(cond, x0, n_steps))
         # The time terms of every integration step in one call: the loop below only does the x-dependent work
         taus = integration_times(n_steps, method)
         time_terms = self.velocity_net.time_term(th.tensor(taus, device=x0.device, dtype=x0.dtype).unsqueeze(-1))
@@ -415,7 +432,16 @@ class FlowPolicy(ActorCriticPolicy):
         def velocity(x: th.Tensor, tau: float) -> th.Tensor:
             return self.velocity_net(cond, x, time_term_at[tau])
 
-        return integrate(velocity, x0, n_steps, method)
+        return self._squash(integrate(velocity, x0, n_steps, method))
+
+    def _squash(self, x: th.Tensor) -> th.Tensor:
+        return th.tanh(x) if self.squash_output else x
+
+    def _unsquash(self, actions: th.Tensor) -> th.Tensor:
+        """The pre-squash flow sample of stored actions (the CFM target); the identity without ``squash_output``."""
+        if not self.squash_output:
+            return actions
+        return th.atanh(actions.clamp(-SQUASH_BOUND, SQUASH_BOUND))
 
     def sample_actions(
         self,
@@ -425,7 +451,8 @@ class FlowPolicy(ActorCriticPolicy):
         method: IntegrationMethod | None = None,
     ) -> th.Tensor:
         """
-        Raw (unclipped) actions for a batch of observations, shape ``(B, *action_shape)``.
+        Raw (unclipped) actions for a batch of observations, shape ``(B, *action_shape)``: the flow's samples, or
+        with ``squash_output`` their ``tanh`` in ``[-1, 1]`` (:meth:`predict` rescales these to the Box bounds).
 
         :param noise: starting noise: ``random``, ``zero`` or ``fixed`` (see ``deterministic_noise``)
         :param n_steps: integration steps (default: ``eval_flow_steps``, else ``flow_steps``)
@@ -440,8 +467,8 @@ class FlowPolicy(ActorCriticPolicy):
         """
         Act during training rollouts (SB3's ``collect_rollouts`` calls this).
 
-        :return: raw action, value and a placeholder log-probability of zeros (FPO computes its old
-            CFM losses for the whole buffer at the start of ``train()``)
+        :return: raw action (``tanh``-squashed with ``squash_output``), value and a placeholder log-probability of
+            zeros (FPO computes its old CFM losses for the whole buffer at the start of ``train()``)
         """
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
@@ -463,7 +490,7 @@ class FlowPolicy(ActorCriticPolicy):
     # ------------------------------------------------------------------ CFM surrogate
 
     def _cfm_from_latent(self, latent_pi: th.Tensor, actions: th.Tensor, tau: th.Tensor, eps: th.Tensor) -> th.Tensor:
-        actions = actions.reshape(actions.shape[0], self.action_dim)
+        actions = self._unsquash(actions.reshape(actions.shape[0], self.action_dim))
         if self.source_std != 1.0:
             eps = self.source_std * eps  # the stored pairs are N(0, I); the flow's source is N(0, source_std^2 I)
         cond = self.velocity_net.condition(latent_pi).unsqueeze(-2)

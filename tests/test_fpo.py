@@ -27,10 +27,12 @@ def small_fpo(env=None, **kwargs) -> FPO:
 
 
 @pytest.mark.parametrize(
-    "n_envs, cfm_target", [(1, "velocity"), (3, "velocity"), (1, "noise")], ids=["1env", "3envs", "noise_target"]
+    "n_envs, cfm_target, squash_output",
+    [(1, "velocity", False), (3, "velocity", False), (1, "noise", False), (1, "velocity", True)],
+    ids=["1env", "3envs", "noise_target", "squash"],
 )
 @pytest.mark.parametrize("ratio_mode, trust_region", MODES)
-def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, n_envs, cfm_target):
+def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, n_envs, cfm_target, squash_output):
     # With several envs SB3 flattens the (n_steps, n_envs) buffer env-major: the stored (tau, eps) pairs and old
     # losses must follow their own transitions through that reshuffle, or the first ratios are not 1.
     seen: list[th.Tensor] = []
@@ -48,9 +50,9 @@ def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, 
         cfm_loss_clamp=20.0,
         log_ratio_clamp=(None, 10.0),
         log_ratio_straight_through=True,
-        policy_kwargs={**SMALL["policy_kwargs"], "cfm_target": cfm_target},
+        policy_kwargs={**SMALL["policy_kwargs"], "cfm_target": cfm_target, "squash_output": squash_output},
     )
-    assert model.policy.cfm_target == cfm_target
+    assert model.policy.cfm_target == cfm_target and model.policy.squash_output == squash_output
     model.learn(2 * SMALL["n_steps"] * n_envs)
     minibatches_per_update = SMALL["n_epochs"] * SMALL["n_steps"] * n_envs // SMALL["batch_size"]
     assert len(seen) == 2 * minibatches_per_update

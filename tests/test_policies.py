@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import zipfile
 
 import numpy as np
 import pytest
 import torch as th
 from conftest import SMALL, TargetEnv
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -20,7 +22,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 import sb3_fpo
 from sb3_fpo import FPO, FlowCnnPolicy, FlowMultiInputPolicy, FlowPolicy
 from sb3_fpo.flow import integrate
-from sb3_fpo.policies import VelocityNet
+from sb3_fpo.policies import SQUASH_BOUND, VelocityNet
 
 POLICY_ENVS = {
     "MlpPolicy": (FlowPolicy, lambda: TargetEnv()),
@@ -86,6 +88,7 @@ def test_constructor_parameters_round_trip(tmp_path):
         source_std=0.5,
         cfm_reduction="sum_sqrt_d",
         share_features_extractor=False,
+        squash_output=True,
     )
     model = FPO("MlpPolicy", TargetEnv(), policy_kwargs=kwargs, n_steps=16, batch_size=16, seed=0)
     model.policy.save(tmp_path / "p.pth")
@@ -211,6 +214,51 @@ def test_actions_are_raw_and_clipped_only_by_sb3():
     assert raw.abs().max() > 1.0  # unbounded flow output
     clipped, _ = model.predict(obs)
     assert np.abs(clipped).max() <= 1.0
+
+
+def test_squash_output_acts_inside_the_bounds_with_tanh():
+    # Pendulum's torque is in [-2, 2]: the squashed flow acts with 2 tanh(x), without clipping, where the
+    # unsquashed flow with a large output scale leaves the bounds and relies on SB3's clip.
+    kwargs = dict(output_scale=50.0, flow_steps=2, velocity_net_arch=[16])
+    plain = FPO("MlpPolicy", "Pendulum-v1", policy_kwargs=kwargs, n_steps=16, batch_size=16, seed=0)
+    squashed = FPO(
+        "MlpPolicy", "Pendulum-v1", policy_kwargs={**kwargs, "squash_output": True}, n_steps=16, batch_size=16, seed=0
+    )
+    squashed.policy.load_state_dict(plain.policy.state_dict())
+    assert squashed.policy.squash_output and not plain.policy.squash_output
+    obs = th.as_tensor(np.random.default_rng(0).uniform(-1, 1, (64, 3)), dtype=th.float32)
+    with th.no_grad():
+        x = plain.policy.sample_actions(obs, noise="zero")
+    assert x.abs().max() > 2.0
+    with th.no_grad():
+        assert th.allclose(squashed.policy.sample_actions(obs, noise="zero"), th.tanh(x))
+        rollout_action, _, _ = squashed.policy(obs)
+    act, _ = squashed.predict(obs.numpy(), deterministic=True)
+    assert np.allclose(act, 2.0 * np.tanh(x.numpy()), atol=1e-5)  # rescaled to the bounds, not clipped
+    assert np.abs(act).max() <= 2.0 and len(np.unique(np.round(act, 4))) > 2
+    assert rollout_action.abs().max() < 1.0 + 1e-6  # what the buffer stores: tanh(x) in [-1, 1]
+
+
+def test_squash_output_cfm_target_is_the_pre_squash_sample():
+    plain = make_model("MlpPolicy")
+    squashed = make_model("MlpPolicy", policy_kwargs={**SMALL["policy_kwargs"], "squash_output": True})
+    squashed.policy.load_state_dict(plain.policy.state_dict())
+    obs = th.zeros(3, 2)
+    x = th.tensor([[0.3, -1.2], [2.0, 0.0], [50.0, -50.0]])
+    tau, eps = th.rand(3, 4, 1), th.randn(3, 4, 2)
+    squashed_loss = squashed.policy.cfm_losses(obs, th.tanh(x), tau, eps)
+    assert th.allclose(squashed_loss[:2], plain.policy.cfm_losses(obs, x, tau, eps)[:2], atol=1e-4)
+    # a saturated action is read at the clip: atanh(1 - 1e-6) = 7.25 (7.23 in float32)
+    saturated = th.atanh(th.tensor(SQUASH_BOUND)) * th.tensor([[1.0, -1.0]])
+    assert abs(saturated[0, 0].item() - math.atanh(SQUASH_BOUND)) < 0.05
+    assert th.allclose(squashed_loss[2:], plain.policy.cfm_losses(obs[:1], saturated, tau[2:], eps[2:]), atol=1e-3)
+    assert th.isfinite(squashed.policy.cfm_losses(obs, th.ones(3, 2), tau, eps)).all()
+
+
+def test_squash_output_needs_finite_bounds():
+    space = spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)
+    with pytest.raises(ValueError, match="finite"):
+        FlowPolicy(spaces.Box(-1, 1, (2,)), space, lambda _: 1e-3, squash_output=True)
 
 
 def test_evaluate_actions_shapes_and_sign():

@@ -50,6 +50,20 @@ def test_deterministic_expert_is_cloned_accurately():
     assert np.isnan(history["value_loss"]).all()  # no rewards, no critic fit
 
 
+def test_squashed_policy_clones_actions_given_in_the_env_units():
+    # Pendulum's torque is in [-2, 2]; the squashed policy stores tanh-squashed actions in [-1, 1] and
+    # pretrain rescales the demonstrated torques to them: predict() gives the torques back.
+    env = gym.make("Pendulum-v1")
+    model = FPO("MlpPolicy", env, seed=0, policy_kwargs={**SMALL_NET, "squash_output": True})
+    obs = np.random.default_rng(0).uniform(-1, 1, (3000, 3)).astype(np.float32)
+    torques = 1.8 * obs[:, :1]  # inside the bounds, up to 0.9 of them
+    model.pretrain((obs, torques), n_epochs=60, batch_size=128, learning_rate=3e-3, seed=0)
+    test_obs = np.random.default_rng(1).uniform(-0.9, 0.9, (200, 3)).astype(np.float32)
+    predicted, _ = model.predict(test_obs, deterministic=True)
+    error = np.abs(predicted - 1.8 * test_obs[:, :1]).mean()
+    assert error < 0.1, error
+
+
 def test_bimodal_demonstrations_stay_bimodal():
     rng = np.random.default_rng(0)
     actions = np.where(rng.random(4000) < 0.5, -0.7, 0.7).astype(np.float32)[:, None]
