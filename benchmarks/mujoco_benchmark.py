@@ -277,12 +277,14 @@ def report(out: Path, command: str) -> str:
 
 
 def levers_table(root: Path) -> str:
-    """One row per FPO run under ``root/<lever>/``, finished (``runs/``) or paused (``progress/``): steps reached,
-    final and best deterministic return (a finished record's ``hyperparams`` holds the settings it ran with)."""
+    """One row per FPO run under ``root/<lever>/``: finished (``runs/``), paused (``progress/`` with its checkpoint,
+    so the same command continues it) or stopped (``progress/`` whose checkpoint was not kept); steps reached, final
+    and best deterministic return (a finished record's ``hyperparams`` holds the settings it ran with)."""
     lines = ["| lever | env | seed | steps | final | best | status |", "|---|---|---|---|---|---|---|"]
     for lever in sorted(p for p in root.iterdir() if p.is_dir()):
         records = [(json.loads(f.read_text()), "finished") for f in sorted((lever / "runs").glob("fpo_*.json"))]
-        records += [(json.loads(f.read_text()), "paused") for f in sorted((lever / "progress").glob("fpo_*.json"))]
+        for f in sorted((lever / "progress").glob("fpo_*.json")):
+            records.append((json.loads(f.read_text()), "paused" if load_progress(f) else "stopped"))
         for record, status in records:
             returns = [e["det_mean"] for e in record["evaluations"]]
             if not returns:

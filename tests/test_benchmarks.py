@@ -183,11 +183,18 @@ def test_tasks_where_the_zoo_entry_is_ppo_default_are_named():
     assert mujoco_benchmark.same_ppo_settings(runs) == ["A-v5"]
 
 
-def test_levers_table_lists_finished_and_paused_runs(tmp_path):
+def test_levers_table_lists_finished_paused_and_stopped_runs(tmp_path):
     evaluations = [dict(steps=50_000, det_mean=10.0), dict(steps=100_000, det_mean=5.0)]
-    for lever, folder in (("a", "runs"), ("b", "progress")):
+    for lever, folder in (("a", "runs"), ("b", "progress"), ("c", "progress")):
         (tmp_path / lever / folder).mkdir(parents=True)
         record = dict(algo="fpo", env="Ant-v5", seed=0, evaluations=evaluations)
+        if folder == "progress":
+            record.update(checkpoint="fpo_Ant-v5_seed0_steps100000.zip", statistics=None)
         (tmp_path / lever / folder / "fpo_Ant-v5_seed0.json").write_text(json.dumps(record))
+    (tmp_path / "b" / "progress" / "fpo_Ant-v5_seed0_steps100000.zip").write_bytes(b"")  # c's was not kept
     rows = mujoco_benchmark.levers_table(tmp_path).splitlines()
-    assert rows[2:] == ["| a | Ant-v5 | 0 | 100k | 5 | 10 | finished |", "| b | Ant-v5 | 0 | 100k | 5 | 10 | paused |"]
+    assert rows[2:] == [
+        "| a | Ant-v5 | 0 | 100k | 5 | 10 | finished |",
+        "| b | Ant-v5 | 0 | 100k | 5 | 10 | paused |",
+        "| c | Ant-v5 | 0 | 100k | 5 | 10 | stopped |",
+    ]
