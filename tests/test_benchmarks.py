@@ -198,3 +198,27 @@ def test_levers_table_lists_finished_paused_and_stopped_runs(tmp_path):
         "| b | Ant-v5 | 0 | 100k | 5 | 10 | paused |",
         "| c | Ant-v5 | 0 | 100k | 5 | 10 | stopped |",
     ]
+
+
+def test_optuna_table_ranks_completed_trials(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "study.log"
+    study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(journal))), direction="maximize")
+    params = dict(n_epochs=10, learning_rate=3e-4, clip_range=0.2, trust_region="aspo", ratio_mode="per_sample")
+    params.update(n_samples=8, flow_steps=10, velocity_net_arch="wide", critic_net_arch="medium")
+    attrs = dict(n_steps=256, batch_size=128, gamma=0.99, gae_lambda=0.95)
+    dists = {k: optuna.distributions.CategoricalDistribution([v]) for k, v in params.items()}
+    for value, extra in ((5.0, {}), (40.0, {"reference": "preset"})):
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=dists, value=value, user_attrs={**attrs, **extra})
+        )
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "optuna_table.py"
+    out = subprocess.run([sys.executable, str(script), str(journal), "s"], capture_output=True, text=True, check=True)
+    rows = out.stdout.splitlines()
+    assert rows[2].startswith("| 1 (preset) | 40 | 256 | 128 | 10 | 0.0003 | 0.99 | 0.95 | 0.2 | aspo |")
+    assert rows[3].startswith("| 0 | 5 |")
+    assert rows[-1] == "3 trials: 2 complete, 1 pruned"
