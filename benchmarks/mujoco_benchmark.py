@@ -284,7 +284,8 @@ def levers_table(root: Path) -> str:
     for lever in sorted(p for p in root.iterdir() if p.is_dir()):
         records = [(json.loads(f.read_text()), "finished") for f in sorted((lever / "runs").glob("fpo_*.json"))]
         for f in sorted((lever / "progress").glob("fpo_*.json")):
-            records.append((json.loads(f.read_text()), "paused" if load_progress(f) else "stopped"))
+            saved = load_progress(f)  # None when its checkpoint was not kept
+            records.append((saved[0], "paused") if saved else (json.loads(f.read_text()), "stopped"))
         for record, status in records:
             returns = [e["det_mean"] for e in record["evaluations"]]
             if not returns:

@@ -44,7 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study_name, storage=JournalStorage(JournalFileBackend(args.journal)))
-    done = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: -t.value)
+    trials = study.trials  # each access copies every trial out of the storage
+    done = sorted((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: -t.value)
     print("| trial | value | " + " | ".join(COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 2) + "|")
     for trial in done:
@@ -54,7 +55,7 @@ def main() -> None:
             label += f" ({trial.user_attrs['reference']})"
         cells = " | ".join(cell(name, values[name]) for name in COLUMNS)
         print(f"| {label} | {trial.value:.0f} | {cells} |")
-    states = [t.state.name.lower() for t in study.trials]
+    states = [t.state.name.lower() for t in trials]
     print(f"\n{len(states)} trials: " + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))))
 
 
