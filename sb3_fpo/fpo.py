@@ -97,6 +97,13 @@ class FPO(PPO):
         trust region) but it keeps ``exp`` and its gradient finite when the CFM losses of an action jump
         (unclamped, FPO's paper setting, a TwoGoal-v0 run with N = 32 overflowed to NaN after ~87k steps).
     :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
+    :param fit_clipped_actions: Fit the flow to the actions the environment executed: the rollout's actions are
+        clipped to the action space's bounds before the CFM losses, old and new, are computed (SB3 stores the raw
+        sample and clips only what it sends to the env, which a Gaussian's log-probability needs). Beyond a bound the
+        reward no longer depends on the raw sample, so without this nothing holds the flow's samples near the
+        bounds: on Ant-v5 they drifted outwards until the policy saturated its actions and paid the maximal control
+        cost (benchmarks/README.md). The sampler is unchanged; with ``squash_output`` the actions are already
+        within bounds and this has no effect. Default False (the papers' setting: the raw sample is the target).
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
         the observation space.
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
@@ -153,6 +160,7 @@ class FPO(PPO):
         cfm_loss_clamp: float | None = 20.0,
         log_ratio_clamp: LogRatioClamp = (None, 20.0),
         log_ratio_straight_through: bool = True,
+        fit_clipped_actions: bool = False,
         rollout_buffer_class: type[FlowRolloutBuffer] | type[FlowDictRolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         target_kl: float | None = None,
@@ -188,6 +196,7 @@ class FPO(PPO):
         self.cfm_loss_clamp = cfm_loss_clamp
         self.log_ratio_clamp = self._parse_log_ratio_clamp(log_ratio_clamp)
         self.log_ratio_straight_through = log_ratio_straight_through
+        self.fit_clipped_actions = bool(fit_clipped_actions)
         if adaptive_lr_target_kl is not None and not adaptive_lr_target_kl > 0:
             raise ValueError(f"adaptive_lr_target_kl must be > 0 or None, got {adaptive_lr_target_kl}.")
         low_lr, high_lr = adaptive_lr_range
@@ -385,6 +394,12 @@ class FPO(PPO):
             observations: Any = {k: v.reshape(n_total, *v.shape[2:]) for k, v in buffer.observations.items()}
         else:
             observations = buffer.observations.reshape(n_total, *buffer.observations.shape[2:])
+        if self.fit_clipped_actions and not self.policy.squash_output:
+            # Before the old losses, so that old and new parameters see the same (executed) actions
+            space = self.action_space
+            assert isinstance(space, spaces.Box)  # checked in __init__
+            low, high = (np.asarray(bound, dtype=buffer.actions.dtype).reshape(-1) for bound in (space.low, space.high))
+            np.clip(buffer.actions, low, high, out=buffer.actions)
         actions = buffer.actions.reshape(n_total, action_dim)
 
         chunk = max(1, _OLD_CFM_CHUNK_ROWS // self.n_samples)
