@@ -196,6 +196,8 @@ class FPO(PPO):
         self.cfm_loss_clamp = cfm_loss_clamp
         self.log_ratio_clamp = self._parse_log_ratio_clamp(log_ratio_clamp)
         self.log_ratio_straight_through = log_ratio_straight_through
+        if not isinstance(fit_clipped_actions, (bool, np.bool_)):
+            raise ValueError(f"fit_clipped_actions must be True or False, got {fit_clipped_actions!r}.")
         self.fit_clipped_actions = bool(fit_clipped_actions)
         if adaptive_lr_target_kl is not None and not adaptive_lr_target_kl > 0:
             raise ValueError(f"adaptive_lr_target_kl must be > 0 or None, got {adaptive_lr_target_kl}.")

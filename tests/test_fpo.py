@@ -27,12 +27,20 @@ def small_fpo(env=None, **kwargs) -> FPO:
 
 
 @pytest.mark.parametrize(
-    "n_envs, cfm_target, squash_output",
-    [(1, "velocity", False), (3, "velocity", False), (1, "noise", False), (1, "velocity", True)],
-    ids=["1env", "3envs", "noise_target", "squash"],
+    "n_envs, cfm_target, squash_output, fit_clipped",
+    [
+        (1, "velocity", False, False),
+        (3, "velocity", False, False),
+        (1, "noise", False, False),
+        (1, "velocity", True, False),
+        (3, "velocity", False, True),
+    ],
+    ids=["1env", "3envs", "noise_target", "squash", "fit_clipped"],
 )
 @pytest.mark.parametrize("ratio_mode, trust_region", MODES)
-def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, n_envs, cfm_target, squash_output):
+def test_ratio_is_one_on_first_minibatch(
+    monkeypatch, ratio_mode, trust_region, n_envs, cfm_target, squash_output, fit_clipped
+):
     # With several envs SB3 flattens the (n_steps, n_envs) buffer env-major: the stored (tau, eps) pairs and old
     # losses must follow their own transitions through that reshuffle, or the first ratios are not 1.
     seen: list[th.Tensor] = []
@@ -50,6 +58,7 @@ def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, 
         cfm_loss_clamp=20.0,
         log_ratio_clamp=(None, 10.0),
         log_ratio_straight_through=True,
+        fit_clipped_actions=fit_clipped,
         policy_kwargs={**SMALL["policy_kwargs"], "cfm_target": cfm_target, "squash_output": squash_output},
     )
     assert model.policy.cfm_target == cfm_target and model.policy.squash_output == squash_output
@@ -64,6 +73,37 @@ def test_ratio_is_one_on_first_minibatch(monkeypatch, ratio_mode, trust_region, 
     # ... and the policy does move during an update
     later = th.cat([r.flatten() for r in seen[1:minibatches_per_update]])
     assert (later - 1).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("fit_clipped", [False, True])
+def test_fit_clipped_actions_stores_the_executed_actions(fit_clipped):
+    # The flow starts near its N(0, I) source, so about a third of the raw samples fall outside [-1, 1]
+    model = small_fpo(fit_clipped_actions=fit_clipped)
+    model.learn(SMALL["n_steps"])
+    actions = model.rollout_buffer.actions
+    outside = np.abs(actions) > 1
+    if fit_clipped:
+        assert not outside.any() and (np.abs(actions) == 1).any()
+    else:
+        assert outside.any()
+    # ... and the minibatches, whose first ratios are 1 (test_ratio_is_one_on_first_minibatch), train on them
+    data = next(model.rollout_buffer.get(batch_size=None))
+    assert bool((data.actions.abs() <= 1).all()) == fit_clipped
+
+
+def test_fit_clipped_actions_uses_each_dimensions_bounds_and_is_saved(tmp_path):
+    env = TargetEnv()
+    env.action_space = gym.spaces.Box(np.array([-0.2, -3.0], dtype=np.float32), np.array([0.4, 3.0], dtype=np.float32))
+    model = small_fpo(env, fit_clipped_actions=True)
+    model.learn(SMALL["n_steps"])
+    actions = model.rollout_buffer.actions.reshape(-1, 2)
+    assert actions[:, 0].min() == pytest.approx(-0.2) and actions[:, 0].max() == pytest.approx(0.4)
+    assert np.abs(actions[:, 1]).max() < 3.0  # N(0, 1) samples stay inside the wide bound, unchanged
+    model.save(tmp_path / "model.zip")
+    assert FPO.load(tmp_path / "model.zip").fit_clipped_actions is True
+    assert small_fpo().fit_clipped_actions is False
+    with pytest.raises(ValueError, match="fit_clipped_actions must be True or False"):
+        small_fpo(fit_clipped_actions="false")
 
 
 def _minibatch_gradient(model: FPO, ratio_mode: str, trust_region: str) -> list[th.Tensor]:
