@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -222,3 +223,23 @@ def test_optuna_table_ranks_completed_trials(tmp_path):
     assert rows[2].startswith("| 1 (preset) | 40 | 256 | 128 | 10 | 0.0003 | 0.99 | 0.95 | 0.2 | aspo |")
     assert rows[3].startswith("| 0 | 5 |")
     assert rows[-1] == "3 trials: 2 complete, 1 pruned"
+
+
+def test_action_drift_reports_the_raw_actions_against_the_bounds(capsys):
+    import action_drift
+    from conftest import SMALL, TargetEnv
+
+    from sb3_fpo import FPO
+
+    env = TargetEnv()
+    env.action_space = gym.spaces.Box(-0.5, 0.5, (2,), dtype=np.float32)
+    model = FPO("MlpPolicy", env, seed=0, **SMALL)
+    model.learn(2 * SMALL["n_steps"], callback=action_drift.ActionDrift())
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["t"] for r in records] == [SMALL["n_steps"], 2 * SMALL["n_steps"]]
+    actions = model.rollout_buffer.actions  # the second rollout's raw actions (no clipping without the option)
+    last = records[-1]
+    assert last["oob"] == pytest.approx(float((np.abs(actions) > 0.5).mean())) and 0.3 < last["oob"] < 0.9
+    assert last["abs"] == pytest.approx(float(np.abs(actions).mean()))
+    assert last["a2"] == pytest.approx(float((np.clip(actions, -0.5, 0.5) ** 2).sum(-1).mean()))
+    assert last["len"] == 5 and last["ret"] < 0
