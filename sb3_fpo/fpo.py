@@ -102,8 +102,10 @@ class FPO(PPO):
         sample and clips only what it sends to the env, which a Gaussian's log-probability needs). Beyond a bound the
         reward no longer depends on the raw sample, so without this nothing holds the flow's samples near the
         bounds: on Ant-v5 they drifted outwards until the policy saturated its actions and paid the maximal control
-        cost (benchmarks/README.md). The sampler is unchanged; with ``squash_output`` the actions are already
-        within bounds and this has no effect. Default False (the papers' setting: the raw sample is the target).
+        cost (benchmarks/README.md; the Ant-v5 preset sets it, on the other MuJoCo presets it lowered the return).
+        The clipping happens in place at the start of :meth:`train`, after the rollout callbacks. The sampler is
+        unchanged; with ``squash_output`` the actions are already within bounds and this has no effect. Default False
+        (the papers' setting: the raw sample is the target).
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
         the observation space.
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
