@@ -130,7 +130,7 @@ def run(
             return f"{name} paused at {model.num_timesteps} steps (--stop-after): progress in {progress.parent}"
         chunk_start = time.time()
         start = time.perf_counter()
-        model.learn(min(eval_freq, timesteps - model.num_timesteps), reset_num_timesteps=False)
+        learn_chunk(model, min(eval_freq, timesteps - model.num_timesteps), timesteps)
         train_time += time.perf_counter() - start
         if normalize is not None:
             sync_envs_normalization(env, eval_env)  # frozen copy: eval_env.training is False
@@ -168,6 +168,20 @@ def run(
     for leftover in progress.parent.glob(f"{name}[._]*"):
         leftover.unlink()
     return str(path)
+
+
+def learn_chunk(model: Any, steps: int, run_timesteps: int) -> None:
+    """
+    ``model.learn(steps)`` as one chunk of a run of ``run_timesteps`` steps: SB3 measures the progress that its
+    schedules (``lin_3e-4``, ...) read over the current ``learn()`` call, which would restart a schedule at every
+    chunk; here it is measured over the whole run, as one ``learn(run_timesteps)`` call would.
+    """
+    update = type(model)._update_current_progress_remaining
+    model._update_current_progress_remaining = lambda num_timesteps, _chunk_end: update(model, num_timesteps, run_timesteps)
+    try:
+        model.learn(steps, reset_num_timesteps=False)
+    finally:
+        del model._update_current_progress_remaining  # back to the class's method (and nothing extra to save)
 
 
 def zoo_hyperparams(algo: str) -> Path:

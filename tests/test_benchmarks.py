@@ -243,3 +243,26 @@ def test_action_drift_reports_the_raw_actions_against_the_bounds(capsys):
     assert last["abs"] == pytest.approx(float(np.abs(actions).mean()))
     assert last["a2"] == pytest.approx(float((np.clip(actions, -0.5, 0.5) ** 2).sum(-1).mean()))
     assert last["len"] == 5 and last["ret"] < 0
+
+
+def test_learn_chunk_runs_schedules_over_the_whole_run():
+    # The harness learns a run in chunks (one per evaluation); a schedule must see the run's progress, not the chunk's
+    from conftest import SMALL, TargetEnv
+
+    from sb3_fpo import FPO
+
+    seen: list[float] = []
+
+    def schedule(progress_remaining: float) -> float:
+        seen.append(progress_remaining)
+        return 1e-3 * progress_remaining
+
+    model = FPO("MlpPolicy", TargetEnv(), seed=0, learning_rate=schedule, **SMALL)
+    seen.clear()  # the constructor's call
+    n = SMALL["n_steps"]
+    for _ in range(2):
+        mujoco_benchmark.learn_chunk(model, 2 * n, 4 * n)
+    # one update per rollout (SB3 reads the schedule twice per update); one learn() call would give the same
+    assert list(dict.fromkeys(seen)) == pytest.approx([0.75, 0.5, 0.25, 0.0])
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+    assert "_update_current_progress_remaining" not in vars(model)
