@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from mujoco_benchmark import parse_override
+from mujoco_benchmark import parse_override, training_env
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_fpo import FPO
 from sb3_fpo.presets import load_preset
@@ -58,10 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
     preset = load_preset(args.env, overrides=dict(parse_override(item) for item in args.fpo_hyperparams))
-    env = make_vec_env(args.env, n_envs=preset.n_envs, seed=args.seed)
-    if preset.normalize is not None:
-        env = VecNormalize(env, **preset.normalize)
-    model = FPO(preset.policy, env, seed=args.seed, **preset.kwargs)
+    model = FPO(preset.policy, training_env(preset, args.seed), seed=args.seed, **preset.kwargs)
     model.learn(int(args.timesteps), callback=ActionDrift())
 
 

@@ -95,10 +95,9 @@ def run(
         conf = fpo_conf if algo == "fpo" else str(zoo_hyperparams("ppo"))
         preset = load_preset(env_id, conf, overrides=fpo_overrides if algo == "fpo" else None)
     kwargs, n_envs, normalize = preset.kwargs, preset.n_envs, preset.normalize
-    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    env = training_env(preset, seed)
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
     if normalize is not None:
-        env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99), **normalize)
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **normalize)
     algorithm = FPO if algo == "fpo" else PPO
     name = f"{algo}_{env_id}_seed{seed}"
@@ -168,6 +167,17 @@ def run(
     for leftover in progress.parent.glob(f"{name}[._]*"):
         leftover.unlink()
     return str(path)
+
+
+def training_env(preset: Any, seed: int) -> Any:
+    """The preset's training VecEnv, wrapped in VecNormalize (reward discounted with the preset's gamma) if it asks."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = make_vec_env(preset.env_id, n_envs=preset.n_envs, seed=seed)
+    if preset.normalize is None:
+        return env
+    return VecNormalize(env, gamma=preset.kwargs.get("gamma", 0.99), **preset.normalize)
 
 
 def learn_chunk(model: Any, steps: int, run_timesteps: int) -> None:
