@@ -103,7 +103,8 @@ class FPO(PPO):
         reward no longer depends on the raw sample, so without this nothing holds the flow's samples near the
         bounds: on Ant-v5 they drifted outwards until the policy saturated its actions and paid the maximal control
         cost (benchmarks/README.md; the Ant-v5 preset sets it, on the other MuJoCo presets it lowered the return).
-        The clipping happens in place at the start of :meth:`train`, after the rollout callbacks. The sampler is
+        The clipping happens in place at the start of :meth:`train`, after the rollout callbacks; the share of
+        action components it changed is logged as ``train/clipped_action_fraction``. The sampler is
         unchanged; with ``squash_output`` the actions are already within bounds and this has no effect. Default False
         (the papers' setting: the raw sample is the target).
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
@@ -403,6 +404,8 @@ class FPO(PPO):
             space = self.action_space
             assert isinstance(space, spaces.Box)  # checked in __init__
             low, high = (np.asarray(bound, dtype=buffer.actions.dtype).reshape(-1) for bound in (space.low, space.high))
+            outside = (buffer.actions < low) | (buffer.actions > high)
+            self.logger.record("train/clipped_action_fraction", float(outside.mean()))
             np.clip(buffer.actions, low, high, out=buffer.actions)
         actions = buffer.actions.reshape(n_total, action_dim)
 

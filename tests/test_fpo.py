@@ -76,16 +76,20 @@ def test_ratio_is_one_on_first_minibatch(
 
 
 @pytest.mark.parametrize("fit_clipped", [False, True])
-def test_fit_clipped_actions_stores_the_executed_actions(fit_clipped):
+def test_fit_clipped_actions_stores_the_executed_actions(tmp_path, fit_clipped):
     # The flow starts near its N(0, I) source, so about a third of the raw samples fall outside [-1, 1]
     model = small_fpo(fit_clipped_actions=fit_clipped)
-    model.learn(SMALL["n_steps"])
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(2 * SMALL["n_steps"])
     actions = model.rollout_buffer.actions
     outside = np.abs(actions) > 1
+    log = read_progress(tmp_path)
     if fit_clipped:
         assert not outside.any() and (np.abs(actions) == 1).any()
+        assert 0.15 < log["train/clipped_action_fraction"][-1] < 0.6
     else:
         assert outside.any()
+        assert "train/clipped_action_fraction" not in log
     # ... and the minibatches, whose first ratios are 1 (test_ratio_is_one_on_first_minibatch), train on them
     data = next(model.rollout_buffer.get(batch_size=None))
     assert bool((data.actions.abs() <= 1).all()) == fit_clipped
