@@ -88,6 +88,8 @@ def convert_fpo_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         "net_arch": {"pi": [], "vf": list(CRITIC_NET_ARCHS[hyperparams.pop("critic_net_arch")])},
         "velocity_net_arch": list(VELOCITY_NET_ARCHS[hyperparams.pop("velocity_net_arch")]),
         "flow_steps": hyperparams.pop("flow_steps"),
+        # Trials of studies from before source_std was sampled have no value for it: they ran with the default
+        "source_std": hyperparams.pop("source_std", 1.0),
     }
     return hyperparams
 
@@ -98,7 +100,8 @@ def sample_fpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
 
     Samples the rollout and minibatch sizes, epochs, learning rate, discount and GAE factors, the trust region
     (``clip_range``, ``trust_region``), the ratio (``n_samples``, ``ratio_mode``), the sampler's ``flow_steps``
-    and the sizes of the velocity network and the critic. ``n_steps`` is per environment, as in the zoo;
+    the sizes of the velocity network and the critic, and the flow's ``source_std`` (the spread of its initial
+    samples, as ``log_std_init`` is for PPO). ``n_steps`` is per environment, as in the zoo;
     ``batch_size`` is capped at ``n_steps`` (see :func:`convert_fpo_params`).
     """
     sampled_params = {
@@ -115,6 +118,7 @@ def sample_fpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
         "flow_steps": trial.suggest_categorical("flow_steps", [5, 10, 20]),
         "velocity_net_arch": trial.suggest_categorical("velocity_net_arch", list(VELOCITY_NET_ARCHS)),
         "critic_net_arch": trial.suggest_categorical("critic_net_arch", list(CRITIC_NET_ARCHS)),
+        "source_std": trial.suggest_categorical("source_std", [0.1, 0.3, 0.5, 1.0]),
     }
     hyperparams = convert_fpo_params(sampled_params)
     # Shown in the zoo's report next to the sampled values, as its own samplers do

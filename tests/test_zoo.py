@@ -281,11 +281,25 @@ def test_sampler_and_converter_agree_and_build_models():
             hyperparams
         )
         assert {"n_epochs", "gamma", "gae_lambda"} <= set(hyperparams)
-        assert set(hyperparams["policy_kwargs"]) == {"flow_steps", "velocity_net_arch", "net_arch"}
+        assert set(hyperparams["policy_kwargs"]) == {"flow_steps", "velocity_net_arch", "net_arch", "source_std"}
         assert hyperparams["batch_size"] <= hyperparams["n_steps"]
         model = FPO("MlpPolicy", "Pendulum-v1", device="cpu", **hyperparams)
         assert model.policy.flow_steps == hyperparams["policy_kwargs"]["flow_steps"]
+        assert model.policy.source_std == hyperparams["policy_kwargs"]["source_std"]
         study.tell(trial, 0.0)
+    assert len({t.params["source_std"] for t in study.trials}) > 1
+
+
+def test_converter_reloads_a_trial_sampled_before_source_std():
+    # A study from before source_std was searched: --trial-id must still rebuild its trial, with the default
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1), direction="maximize")
+    trial = study.ask()
+    sampled = zoo.sample_fpo_params(trial, 1, 4, {})
+    old_params = {name: value for name, value in trial.params.items() if name != "source_std"}
+    reloaded = zoo.convert_fpo_params(old_params)
+    assert reloaded["policy_kwargs"].pop("source_std") == 1.0
+    sampled["policy_kwargs"].pop("source_std")
+    assert reloaded == sampled
 
 
 @pytest.mark.parametrize("storage_kind", ["journal", "sqlite"])
