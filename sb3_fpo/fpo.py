@@ -385,15 +385,7 @@ class FPO(PPO):
         n_steps, n_envs = buffer.buffer_size, buffer.n_envs
         n_total = n_steps * n_envs
         action_dim = self.policy.action_dim
-        tau = sample_tau(
-            (n_total, self.n_samples, 1),
-            self.tau_sampling,
-            self.tau_min,
-            self.tau_max,
-            grid_steps=self.policy.flow_steps,
-            device=self.device,
-        )
-        eps = th.randn((n_total, self.n_samples, action_dim), device=self.device)
+        tau, eps = self._draw_pairs(n_total, self.n_samples)
         # Time-major flat views of the (not yet flattened) buffer: row t * n_envs + e
         if isinstance(buffer.observations, dict):
             observations: Any = {k: v.reshape(n_total, *v.shape[2:]) for k, v in buffer.observations.items()}
@@ -727,17 +719,23 @@ class FPO(PPO):
         self.policy.set_training_mode(False)
         return history
 
-    def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator) -> tuple[th.Tensor, th.Tensor]:
-        """(tau, eps) pairs drawn as in training (``sample_tau``), from a CPU ``generator``."""
+    def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator | None = None) -> tuple[th.Tensor, th.Tensor]:
+        """
+        N (tau, eps) pairs for each of ``n`` transitions, shapes ``(n, N, 1)`` and ``(n, N, action_dim)``, on the
+        policy's device: tau from ``sample_tau`` with this model's settings, eps standard normal. Drawn from torch's
+        global RNG on the device, or from a CPU ``generator`` when one is given.
+        """
+        device = self.device if generator is None else th.device("cpu")
         tau = sample_tau(
             (n, n_samples, 1),
             self.tau_sampling,
             self.tau_min,
             self.tau_max,
             grid_steps=self.policy.flow_steps,
+            device=device,
             generator=generator,
         )
-        eps = th.randn((n, n_samples, self.policy.action_dim), generator=generator)
+        eps = th.randn((n, n_samples, self.policy.action_dim), device=device, generator=generator)
         return tau.to(self.device), eps.to(self.device)
 
     def _validation_cfm(self, observations: np.ndarray, actions: np.ndarray, pairs: tuple[th.Tensor, th.Tensor]) -> float:
