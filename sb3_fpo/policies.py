@@ -84,6 +84,7 @@ class VelocityNet(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self._grid_cache: dict[tuple[int, th.device, th.dtype], tuple[th.Tensor, th.Tensor]] = {}  # see _grid
         self._euler_cache: tuple[Any, th.Tensor, tuple[Any, ...]] | None = None  # see _euler_constants
+        self._constant_params: list[th.Tensor] | None = None  # see _constant_parameters
 
     def condition(self, latent: th.Tensor) -> th.Tensor:
         """Observation part of the first layer, shape ``(B, H)``; pass it to :meth:`forward`."""
@@ -166,8 +167,11 @@ class VelocityNet(nn.Module):
         return constants
 
     def _constant_parameters(self) -> list[th.Tensor]:
-        """The parameters :meth:`_euler_constants` reads (all but the observation projection)."""
-        return [param for name, param in self.named_parameters() if not name.startswith("latent_proj.")]
+        """The parameters :meth:`_euler_constants` reads (all but the observation projection), listed once: the
+        Parameter objects stay the same through optimizer steps, ``load_state_dict`` and ``.to(device)``."""
+        if self._constant_params is None:
+            self._constant_params = [p for name, p in self.named_parameters() if not name.startswith("latent_proj.")]
+        return self._constant_params
 
     def _grid(self, n_steps: int, like: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Step indices ``k`` (K,) and the time embedding of ``k / K`` (K, E): functions of ``n_steps`` alone, cached."""
@@ -476,6 +480,12 @@ class FlowPolicy(ActorCriticPolicy):
         actions = self._integrate(latent_pi, noise, self.flow_steps, self.flow_method)
         placeholder_log_prob = th.zeros(actions.shape[0], device=actions.device)
         return actions.reshape((-1, *self.action_space.shape)), values, placeholder_log_prob  # type: ignore[misc]
+
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's ``set_training_mode``, skipped when the policy is already in ``mode``: ``predict`` calls it every
+        time, and walking the module tree was a third of a single-observation ``predict``'s time."""
+        if self.training != mode or any(module.training != mode for module in self.children()):
+            super().set_training_mode(mode)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         noise: NoiseMode = self.deterministic_noise if deterministic else "random"

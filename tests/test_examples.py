@@ -76,3 +76,15 @@ def test_behaviour_cloning_multimodal_example_end_to_end(tmp_path):
     assert 0 <= rows[0]["flow"]["success_sampled"] <= 1 and "| 0 | gaussian |" in (tmp_path / "multimodal.md").read_text()
     for name in ("flow_clone_action_samples.png", "gaussian_clone_action_samples.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_export_onnx_example_plays_the_same_returns_without_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    command = [sys.executable, "examples/export_onnx.py", "--timesteps", "512", "--episodes", "2", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    torch_returns = next(line for line in lines if line.startswith("torch returns:")).split(":")[1].split()
+    onnx_returns = next(line for line in lines if line.startswith("onnxruntime returns:")).split(":")[1].split()
+    assert len(torch_returns) == 2 and onnx_returns == torch_returns
+    assert "torch imported: False | stable_baselines3 imported: False" in lines
