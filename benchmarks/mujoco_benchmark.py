@@ -23,12 +23,22 @@ At the end it writes ``evaluations.csv`` (one row per evaluation),
 ``table.md`` (final returns mean ± std over seeds, FPO/PPO ratio, steps/s ratio) and ``curves_<env>.png``.
 
     python benchmarks/mujoco_benchmark.py --envs HalfCheetah-v5 Hopper-v5 --seeds 0 1 2 --timesteps 1000000 --workers 16
+
+DeepMind Control Suite tasks go by their dm_control ``domain-task`` names (``finger-turn_hard``; the ``dmc`` extra,
+and ``envpool`` for ``--backend envpool``). There every algorithm runs at the rollout and update shape of the FPO
+file's ``dmc`` entry (n_envs, n_steps, batch_size, n_epochs, VecNormalize): FPO with that entry, unchanged for every
+task, ``ppo_default`` with SB3's PPO defaults and ``ppo_tuned`` with the FPO paper's tuned Gaussian PPO (lr 3e-4,
+clip 0.1); each record names its backend::
+
+    python benchmarks/mujoco_benchmark.py --envs cartpole-balance finger-spin --algos fpo ppo_default ppo_tuned \
+        --seeds 0 1 2 --backend envpool --out benchmarks/results/dmc
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -45,7 +55,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENVS = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
 # ppo_default, the "PPO" of most papers and CleanRL: SB3's PPO defaults (1 env x 2048 steps, batch 64, 10 epochs,
 # lr 3e-4, clip 0.2, gamma 0.99, lambda 0.95, 64x64 tanh networks), with VecNormalize on observations and rewards
-ALGOS = ("fpo", "ppo", "ppo_default")
+# ppo_tuned, the DM Control baseline of the FPO paper: PPO with lr 3e-4 and clip 0.1, otherwise SB3's defaults
+ALGOS = ("fpo", "ppo", "ppo_default", "ppo_tuned")
+PPO_ALGOS = ALGOS[1:]
+PPO_TUNED = dict(learning_rate=3e-4, clip_range=0.1)
+PPO_NAMES = {"ppo": "PPO zoo-tuned", "ppo_default": "PPO default", "ppo_tuned": "PPO tuned (lr 3e-4, clip 0.1)"}
+#: The entry of the FPO file used for every DM Control task; its shape keys are every algorithm's there
+DMC_ENTRY = "dmc"
+DMC_SHAPE_KEYS = ("n_steps", "batch_size", "n_epochs")
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -78,25 +95,29 @@ def run(
     deadline: float = float("inf"),
     machine: str = "local",
     train_log: bool = False,
+    backend: str = "dm_control",
 ) -> str:
     import torch as th
     from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
     from sb3_fpo import FPO
     from sb3_fpo.presets import Preset, load_preset
 
     th.set_num_threads(1)
-    if algo == "ppo_default":
+    if is_dmc_name(env_id):
+        conf, preset = dmc_preset(algo, env_id, fpo_conf, fpo_overrides)
+    elif algo == "ppo_default":
         conf = "SB3 PPO defaults"
         preset = Preset(env_id, "ppo_default", "MlpPolicy", 1, timesteps, {}, {})
+    elif algo == "ppo_tuned":
+        raise ValueError("ppo_tuned is the DM Control baseline (domain-task names); MuJoCo has ppo and ppo_default.")
     else:
         conf = fpo_conf if algo == "fpo" else str(zoo_hyperparams("ppo"))
         preset = load_preset(env_id, conf, overrides=fpo_overrides if algo == "fpo" else None)
     kwargs, n_envs, normalize = preset.kwargs, preset.n_envs, preset.normalize
-    env = training_env(preset, seed)
-    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
+    env = training_env(preset, seed, backend)
+    eval_env = make_env(env_id, 1, seed + 10_000, backend)
     if normalize is not None:
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **normalize)
     algorithm = FPO if algo == "fpo" else PPO
@@ -157,6 +178,8 @@ def run(
         normalize=repr(normalize),
         commit=git_commit(),
     )
+    if is_dmc_name(env_id):
+        result["backend"] = backend
     if one_machine(evaluations):
         result["steps_per_s"] = model.num_timesteps / train_time
     if resumed_at is not None:
@@ -169,12 +192,47 @@ def run(
     return str(path)
 
 
-def training_env(preset: Any, seed: int) -> Any:
-    """The preset's training VecEnv, wrapped in VecNormalize (reward discounted with the preset's gamma) if it asks."""
+def dmc_preset(algo: str, env_id: str, fpo_conf: str, fpo_overrides: dict[str, Any] | None) -> tuple[str, Any]:
+    """A DM Control task's settings: FPO's ``dmc`` entry (with the overrides) for every task; the PPO baselines at
+    that entry's rollout and update shape, with SB3's defaults (``ppo_default``) or lr 3e-4 and clip 0.1
+    (``ppo_tuned``)."""
+    from sb3_fpo.presets import Preset, load_preset
+
+    entry = load_preset(DMC_ENTRY, fpo_conf, overrides=fpo_overrides if algo == "fpo" else None)
+    fpo = dataclasses.replace(entry, env_id=env_id)
+    if algo == "fpo":
+        return f"{fpo_conf} ({DMC_ENTRY})", fpo
+    if algo not in ("ppo_default", "ppo_tuned"):
+        raise ValueError(f"{algo} has no DM Control settings: use ppo_default or ppo_tuned.")
+    kwargs = {key: fpo.kwargs[key] for key in DMC_SHAPE_KEYS if key in fpo.kwargs}
+    if algo == "ppo_tuned":
+        kwargs.update(PPO_TUNED)
+    conf = f"SB3 PPO defaults{' + lr 3e-4, clip 0.1' if algo == 'ppo_tuned' else ''} at {DMC_ENTRY}'s shape"
+    return conf, Preset(env_id, algo, "MlpPolicy", fpo.n_envs, fpo.n_timesteps, fpo.normalize, kwargs)
+
+
+def is_dmc_name(env_id: str) -> bool:
+    from sb3_fpo.envs.dmc import is_dmc_name as dmc_name
+
+    return dmc_name(env_id)
+
+
+def make_env(env_id: str, n_envs: int, seed: int, backend: str) -> Any:
+    """A Gymnasium id's VecEnv (``make_vec_env``), or a DM Control task's on ``backend``."""
+    if is_dmc_name(env_id):
+        from sb3_fpo.envs.dmc import make_dmc_vec_env
+
+        return make_dmc_vec_env(env_id, n_envs, seed, backend)  # type: ignore[arg-type]
     from stable_baselines3.common.env_util import make_vec_env
+
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed)
+
+
+def training_env(preset: Any, seed: int, backend: str = "dm_control") -> Any:
+    """The preset's training VecEnv, wrapped in VecNormalize (reward discounted with the preset's gamma) if it asks."""
     from stable_baselines3.common.vec_env import VecNormalize
 
-    env = make_vec_env(preset.env_id, n_envs=preset.n_envs, seed=seed)
+    env = make_env(preset.env_id, preset.n_envs, seed, backend)
     if preset.normalize is None:
         return env
     return VecNormalize(env, gamma=preset.kwargs.get("gamma", 0.99), **preset.normalize)
@@ -254,35 +312,47 @@ def report(out: Path, command: str) -> str:
                 writer.writerow(
                     [r["algo"], r["env"], r["seed"], e["steps"], e["det_mean"], e["det_std"], e["sto_mean"], e["sto_std"]]
                 )
+    baselines = [algo for algo in PPO_ALGOS if any(r["algo"] == algo for r in runs)]
     lines = [
-        f"Command: `{command}` (runs made at commit {', '.join(sorted({r.get('commit', 'unrecorded') for r in runs}))})",
+        f"Command: `{command}` (runs made at commit {', '.join(sorted({r.get('commit', 'unrecorded') for r in runs}))}"
+        + backends_note(runs)
+        + ")",
         "",
-        "Final deterministic return, mean ± std over seeds; best PPO = the baseline with the higher mean on that task.",
+        "Final deterministic return, mean ± sample std (ddof 1) over seeds; best PPO = the baseline with the higher mean "
+        "on that task.",
         "",
-        "| env | FPO | PPO zoo-tuned | PPO default | FPO / PPO zoo | FPO / PPO default | FPO / best PPO "
-        "| FPO stochastic | steps/s FPO / best PPO | FPO's training seconds to best PPO's final return (runs reaching "
-        "it) / best PPO's | seeds FPO/zoo/default |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| env | FPO | "
+        + "".join(f"{PPO_NAMES[a]} | " for a in baselines)
+        + "".join(f"FPO / {PPO_NAMES[a]} | " for a in baselines)
+        + "FPO / best PPO | FPO stochastic | steps/s FPO / best PPO | FPO's training seconds to best PPO's final return "
+        "(runs reaching it) / best PPO's | seeds FPO/" + "/".join(PPO_NAMES[a] for a in baselines) + " |",
+        "|---|---|" + "---|" * (2 * len(baselines) + 5),
     ]
 
     def cell(values: list[float]) -> str:
-        return f"{np.mean(values):.0f} ± {np.std(values):.0f}" if values else "—"
+        if len(values) == 1:
+            return f"{values[0]:.0f}"
+        return f"{np.mean(values):.0f} ± {np.std(values, ddof=1):.0f}" if values else "—"
 
     def ratio(a: list[float], b: list[float]) -> str:
         return f"{np.mean(a) / np.mean(b):.2f}" if a and b and np.mean(b) != 0 else "—"
 
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
-        fpo, ppo, default = (final(chosen, algo) for algo in ALGOS)
-        best = max((ppo, default), key=lambda v: np.mean(v) if v else -np.inf)
-        best_algo = "ppo" if best is ppo else "ppo_default"
+        fpo = final(chosen, "fpo")
+        ppos = {algo: final(chosen, algo) for algo in baselines}
+        best_algo = best_baseline(chosen, baselines)
+        best = ppos.get(best_algo, []) if best_algo else []
         # records rebuilt from evaluations.csv (see benchmarks/README.md) have no wall time
         sps = {a: [r["steps_per_s"] for r in chosen if r["algo"] == a and "steps_per_s" in r] for a in ALGOS}
         lines.append(
-            f"| {env_id} | {cell(fpo)} | {cell(ppo)} | {cell(default)} | {ratio(fpo, ppo)} | {ratio(fpo, default)} | "
-            f"{ratio(fpo, best)} | {cell(final(chosen, 'fpo', 'sto_mean'))} | {ratio(sps['fpo'], sps[best_algo])} | "
-            f"{time_to_reach(chosen, best_algo, float(np.mean(best)) if best else np.inf)} | "
-            f"{len(fpo)}/{len(ppo)}/{len(default)} |"
+            f"| {env_id} | {cell(fpo)} | "
+            + "".join(f"{cell(v)} | " for v in ppos.values())
+            + "".join(f"{ratio(fpo, v)} | " for v in ppos.values())
+            + f"{ratio(fpo, best)} | {cell(final(chosen, 'fpo', 'sto_mean'))} | "
+            f"{ratio(sps['fpo'], sps[best_algo]) if best_algo else '—'} | "
+            f"{time_to_reach(chosen, best_algo, float(np.mean(best))) if best else '—'} | "
+            f"{len(fpo)}/" + "/".join(str(len(v)) for v in ppos.values()) + " |"
         )
         plot_curves(out / f"curves_{env_id}.png", env_id, chosen)
     same = same_ppo_settings(runs)
@@ -298,6 +368,18 @@ def report(out: Path, command: str) -> str:
         text += "\n" + summary
     (out / "table.md").write_text(text)
     return text
+
+
+def backends_note(runs: list[dict[str, Any]]) -> str:
+    """``; DM Control backend ...`` for runs that name one (DM Control), else nothing."""
+    backends = sorted({r["backend"] for r in runs if "backend" in r})
+    return f"; DM Control backend {', '.join(backends)}" if backends else ""
+
+
+def best_baseline(runs: list[dict[str, Any]], baselines: list[str]) -> str | None:
+    """The PPO baseline with the higher mean final deterministic return among ``runs`` (one task)."""
+    means = {algo: np.mean(v) for algo in baselines if (v := final(runs, algo))}
+    return max(means, key=means.__getitem__) if means else None
 
 
 def levers_table(root: Path) -> str:
@@ -381,7 +463,7 @@ def normalized_scores(runs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
         fpo = final(chosen, "fpo")
-        baselines = [np.mean(v) for v in (final(chosen, "ppo"), final(chosen, "ppo_default")) if v]
+        baselines = [np.mean(v) for v in (final(chosen, algo) for algo in PPO_ALGOS) if v]
         if fpo and baselines and max(baselines) > 0:
             scores[env_id] = np.asarray(fpo) / max(baselines)
     return scores
@@ -490,6 +572,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default="benchmarks/results/mujoco")
+    parser.add_argument(
+        "--backend",
+        default="dm_control",
+        choices=("dm_control", "envpool"),
+        help="DM Control tasks (domain-task names): dm_control through Shimmy (the reference) or envpool's C++ ports",
+    )
     parser.add_argument("--report-only", action="store_true", help="only rewrite the table and curves of finished runs")
     parser.add_argument(
         "--stop-after",
@@ -545,6 +633,7 @@ def main() -> None:
         deadline,
         args.machine,
         args.train_log,
+        args.backend,
     )
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run, *job, *settings) for job in jobs]
@@ -555,6 +644,8 @@ def main() -> None:
         f"--seeds {' '.join(map(str, args.seeds))} --timesteps {args.timesteps} --eval-freq {args.eval_freq} "
         f"--eval-episodes {args.eval_episodes}"
     )
+    if any(is_dmc_name(env_id) for env_id in args.envs):
+        command += f" --backend {args.backend}"
     if args.fpo_hyperparams:
         command += " --fpo-hyperparams " + " ".join(shlex.quote(item) for item in args.fpo_hyperparams)
     print(report(out, command))

@@ -266,3 +266,23 @@ def test_learn_chunk_runs_schedules_over_the_whole_run():
     assert list(dict.fromkeys(seen)) == pytest.approx([0.75, 0.5, 0.25, 0.0])
     assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
     assert "_update_current_progress_remaining" not in vars(model)
+
+
+def test_dmc_runs_share_one_shape_and_record_their_backend(tmp_path):
+    pytest.importorskip("envpool")
+    settings = dict(timesteps=64, eval_freq=64, episodes=1, fpo_conf=str(ROOT / "hyperparams" / "fpo.yml"))
+    overrides = {"n_steps": 8, "batch_size": 64}
+    for algo in ("fpo", "ppo_tuned", "ppo_default"):
+        mujoco_benchmark.run(
+            algo, "cartpole-balance", 0, out=str(tmp_path), fpo_overrides=overrides, backend="envpool", **settings
+        )
+    runs = {r["algo"]: r for r in map(json.loads, map(Path.read_text, (tmp_path / "runs").glob("*.json")))}
+    assert {r["backend"] for r in runs.values()} == {"envpool"} and {r["n_envs"] for r in runs.values()} == {8}
+    assert all(0 <= r["evaluations"][-1]["det_mean"] <= 1000 for r in runs.values())
+    assert "'n_steps': 8" in runs["fpo"]["hyperparams"] and "'n_steps': 256" in runs["ppo_default"]["hyperparams"]
+    assert "'clip_range': 0.1" in runs["ppo_tuned"]["hyperparams"] and "clip_range" not in runs["ppo_default"]["hyperparams"]
+    table = mujoco_benchmark.report(tmp_path, "command")
+    assert "DM Control backend envpool" in table and "| cartpole-balance |" in table
+    assert "PPO tuned (lr 3e-4, clip 0.1) |" in table and "PPO zoo-tuned" not in table
+    with pytest.raises(ValueError, match="ppo_tuned is the DM Control baseline"):
+        mujoco_benchmark.run("ppo_tuned", "Pendulum-v1", 0, out=str(tmp_path), **settings)
