@@ -115,11 +115,15 @@ class FPO(PPO):
     :param adaptive_lr_target_kl: KL-adaptive learning rate (the schedule of robotics PPO, rsl_rl's "adaptive", used by
         FPO++): after each minibatch the learning rate is divided by 1.5 when the KL proxy exceeds twice this target
         and multiplied by 1.5 when it is below half of it, within ``adaptive_lr_range``. It starts at
-        ``learning_rate`` (at progress 1 for a schedule) and replaces the schedule. ``None`` (default): off.
+        ``learning_rate`` (at progress 1 for a schedule), replaces the schedule, and does not adapt during the critic
+        warm-up. ``None`` (default): off.
     :param adaptive_lr_range: Bounds ``(low, high)`` of the adaptive learning rate
-    :param critic_warmup_steps: The updates made before this many environment steps train the critic only (the policy
-        is not changed), so that fine-tuning a behaviour-cloned policy starts from a critic fitted to it (FPO++'s
-        fine-tuning recipe). Counted from the first ``learn``'s start (``num_timesteps``). Default 0: off.
+    :param critic_warmup_steps: The updates made before this many environment steps train the critic only (the
+        value loss alone), so that fine-tuning a behaviour-cloned policy starts from a critic fitted to it (FPO++'s
+        fine-tuning recipe). The velocity network is not changed; a features extractor shared with the critic
+        (``share_features_extractor=True``, e.g. ``CnnPolicy``) is, so the actions can move a little. Counted in
+        ``num_timesteps``, which ``learn(reset_num_timesteps=True)`` (SB3's default) sets back to 0: each such call
+        warms up again; continue with ``reset_num_timesteps=False``. Default 0: off.
     :param stats_window_size: Window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (network sizes, sampler,
@@ -352,9 +356,7 @@ class FPO(PPO):
                 f"got {self.rollout_buffer_class}."
             )
         super()._setup_model()
-        if self.adaptive_lr_target_kl is not None and self.adaptive_lr is None:  # a loaded model keeps its own
-            low, high = self.adaptive_lr_range
-            self.adaptive_lr = min(max(float(self.lr_schedule(1.0)), low), high)
+        self._sync_adaptive_lr()
 
     def _check_rollout_finite(self) -> None:
         buffer = self.rollout_buffer
@@ -475,6 +477,19 @@ class FPO(PPO):
             )
         return policy_loss + self.vf_coef * value_loss, policy_loss, value_loss, stats
 
+    def _sync_adaptive_lr(self) -> float | None:
+        """
+        The adaptive learning rate, or ``None`` when adaptation is off. ``adaptive_lr_target_kl`` alone decides;
+        ``adaptive_lr`` only holds the current value (started at ``learning_rate`` within ``adaptive_lr_range``, kept
+        by a loaded model, dropped when the target is ``None``, e.g. ``custom_objects={"adaptive_lr_target_kl": None}``).
+        """
+        if self.adaptive_lr_target_kl is None:
+            self.adaptive_lr = None
+        elif self.adaptive_lr is None:
+            low, high = self.adaptive_lr_range
+            self.adaptive_lr = min(max(float(self.lr_schedule(1.0)), low), high)
+        return self.adaptive_lr
+
     def _set_adaptive_lr(self, learning_rate: float) -> None:
         self.adaptive_lr = learning_rate
         for group in self.policy.optimizer.param_groups:
@@ -497,10 +512,11 @@ class FPO(PPO):
         hook to replace them); the FPO loss of a minibatch is :meth:`fpo_loss`.
         """
         self.policy.set_training_mode(True)
-        if self.adaptive_lr is None:
+        adaptive_lr = self._sync_adaptive_lr()
+        if adaptive_lr is None:
             self._update_learning_rate(self.policy.optimizer)
         else:
-            self._set_adaptive_lr(self.adaptive_lr)
+            self._set_adaptive_lr(adaptive_lr)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         clip_range_vf = None
         if self.clip_range_vf is not None:
@@ -534,7 +550,7 @@ class FPO(PPO):
                 approx_kl_div = minibatch_stats[7].item()
                 approx_kl_divs.append(approx_kl_div)
 
-                if self.adaptive_lr is not None:
+                if self.adaptive_lr is not None and not critic_only:  # a frozen policy's KL proxy is 0
                     self._adapt_learning_rate(approx_kl_div)
 
                 if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
@@ -666,7 +682,8 @@ class FPO(PPO):
         val_pairs = self._draw_pairs(len(val_idx), n_samples, generator)  # fixed: a low-noise early-stopping signal
 
         if not hasattr(self, "_logger"):
-            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "FPO_pretrain"))
+            # Not set_logger(): that marks the logger as the user's, and learn() would then keep writing to it
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, "FPO_pretrain")
         optimizer = th.optim.Adam(self.policy.parameters(), lr=learning_rate)
         history: dict[str, list[float]] = {"train_cfm_loss": [], "val_cfm_loss": [], "value_loss": []}
         best, best_state, waited = np.inf, None, 0

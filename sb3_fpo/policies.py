@@ -215,6 +215,8 @@ class FlowPolicy(ActorCriticPolicy):
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
         (default for Adam: ``dict(eps=1e-5, fused=True)``, SB3's epsilon with torch's fused Adam)
+    :param use_sde: gSDE is not supported (a ``ValueError``); ``log_std_init``, ``full_std`` and ``use_expln``, the
+        options of SB3's Gaussian, raise too (the flow's spread is set by ``source_std``)
     :param velocity_net_arch: Hidden sizes of the velocity MLP (FPO paper: ``[32, 32, 32, 32]``)
     :param velocity_activation_fn: Activation of the velocity MLP (FPO paper: SiLU)
     :param time_embed_dim: Size of the sinusoidal flow-time embedding (FPO paper: 8)
@@ -253,9 +255,9 @@ class FlowPolicy(ActorCriticPolicy):
         activation_fn: type[nn.Module] = nn.Tanh,
         ortho_init: bool = True,
         use_sde: bool = False,
-        log_std_init: float = 0.0,
-        full_std: bool = True,
-        use_expln: bool = False,
+        log_std_init: float | None = None,
+        full_std: bool | None = None,
+        use_expln: bool | None = None,
         squash_output: bool = False,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
@@ -284,6 +286,15 @@ class FlowPolicy(ActorCriticPolicy):
             )
         if use_sde:
             raise ValueError("FlowPolicy does not support gSDE (use_sde): exploration comes from the flow noise.")
+        gaussian_options = dict(log_std_init=log_std_init, full_std=full_std, use_expln=use_expln)
+        given = [name for name, value in gaussian_options.items() if value is not None]
+        if given:
+            # Accepted by SB3's ActorCriticPolicy for its Gaussian; a flow policy has no log std to set
+            raise ValueError(
+                f"FlowPolicy has no Gaussian log std, so {', '.join(given)} would do nothing. Its exploration is the "
+                "flow's source noise: set source_std instead (e.g. source_std=0.14 starts about as narrow as "
+                "log_std_init=-2)."
+            )
         if squash_output and not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
             raise ValueError(
                 f"squash_output=True maps tanh's [-1, 1] onto the action bounds, which must be finite: got low "

@@ -303,6 +303,8 @@ def test_vec_env_with_several_envs():
         (dict(policy_kwargs=dict(cfm_reduction="max")), "cfm_reduction"),
         (dict(policy_kwargs=dict(time_embed_dim=5)), "time_embed_dim"),
         (dict(policy_kwargs=dict(use_sde=True)), "gSDE"),
+        (dict(policy_kwargs=dict(log_std_init=-2)), "log_std_init would do nothing.*source_std"),
+        (dict(policy_kwargs=dict(full_std=False, use_expln=True)), "full_std, use_expln would do nothing"),
         (dict(policy_kwargs=dict(velocity_net_arch=[])), "velocity_net_arch"),
         (dict(policy_kwargs=dict(source_std=0.0)), "source_std"),
         (dict(policy_kwargs=dict(source_std=float("nan"))), "source_std"),
@@ -384,6 +386,27 @@ def test_flow_policy_is_an_actor_critic_policy():
         model.policy.get_distribution(th.zeros(1, 2))
 
 
+def test_adaptive_learning_rate_waits_for_the_critic_warmup():
+    # While the policy is frozen its KL proxy is 0: adapting then would raise the rate x1.5 per minibatch
+    n_steps = SMALL["n_steps"]
+    model = small_fpo(learning_rate=1e-4, adaptive_lr_target_kl=0.01, critic_warmup_steps=3 * n_steps)
+    model.learn(3 * n_steps)
+    assert model.logger.name_to_value["train/critic_only"] == 1.0
+    assert model.adaptive_lr == 1e-4 and model.policy.optimizer.param_groups[0]["lr"] == 1e-4
+    model.learn(n_steps, reset_num_timesteps=False)  # the first policy update adapts, from the intended rate
+    assert model.logger.name_to_value["train/critic_only"] == 0.0
+    assert 1e-4 < model.adaptive_lr <= 1e-4 * 1.5 ** (SMALL["n_epochs"] * n_steps // SMALL["batch_size"])
+
+
+def test_adaptive_learning_rate_off_after_loading_with_no_target(tmp_path):
+    trained = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01)
+    trained.learn(SMALL["n_steps"])
+    trained.save(tmp_path / "model")
+    loaded = FPO.load(tmp_path / "model", env=TargetEnv(), custom_objects={"adaptive_lr_target_kl": None})
+    loaded.learn(SMALL["n_steps"])  # no AssertionError: the target alone decides whether the rate adapts
+    assert loaded.adaptive_lr is None and loaded.policy.optimizer.param_groups[0]["lr"] == 1e-3
+
+
 def test_kl_adaptive_learning_rate(tmp_path):
     model = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-4, 2e-3))
     assert model.adaptive_lr == 1e-3
@@ -402,7 +425,7 @@ def test_kl_adaptive_learning_rate(tmp_path):
     # In training: the KL proxy is ~0 on the first minibatch of each update, so the rate rises from 1e-3
     trained = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-4, 2e-3))
     trained.learn(SMALL["n_steps"])
-    assert trained.adaptive_lr != 1e-3 and trained.policy.optimizer.param_groups[0]["lr"] == trained.adaptive_lr
+    assert trained.adaptive_lr > 1e-3 and trained.policy.optimizer.param_groups[0]["lr"] == trained.adaptive_lr
     assert trained.logger.name_to_value["train/learning_rate"] == trained.adaptive_lr
     trained.save(tmp_path / "model")
     loaded = FPO.load(tmp_path / "model", env=TargetEnv())

@@ -182,3 +182,20 @@ def test_critic_warmup_trains_the_critic_only():
     assert not all(th.equal(a, b) for a, b in zip(velocity, model.policy.velocity_net.parameters()))
     with pytest.raises(ValueError, match="critic_warmup_steps"):
         FPO("MlpPolicy", TargetEnv(), critic_warmup_steps=-1)
+
+
+def test_pretrain_leaves_the_logger_to_learn(tmp_path):
+    # pretrain's own logger is not the user's: learn(tb_log_name=...) afterwards opens its own run directory
+    pytest.importorskip("tensorboard")
+    model = FPO("MlpPolicy", TargetEnv(), seed=0, tensorboard_log=str(tmp_path), policy_kwargs=SMALL_NET, n_steps=64)
+    model.pretrain(copy_expert_demos(200), n_epochs=2, seed=0)
+    model.learn(64, tb_log_name="finetune")
+    assert (tmp_path / "finetune_1").is_dir()
+    assert "finetune_1" in model.logger.dir
+    # a logger the user set stays theirs through pretrain and learn
+    user = FPO("MlpPolicy", TargetEnv(), seed=0, policy_kwargs=SMALL_NET, n_steps=64)
+    mine = configure(str(tmp_path / "mine"), ["csv"])
+    user.set_logger(mine)
+    user.pretrain(copy_expert_demos(200), n_epochs=2, seed=0)
+    user.learn(64)
+    assert user.logger is mine
