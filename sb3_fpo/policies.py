@@ -221,6 +221,10 @@ class FlowPolicy(ActorCriticPolicy):
     :param velocity_activation_fn: Activation of the velocity MLP (FPO paper: SiLU)
     :param time_embed_dim: Size of the sinusoidal flow-time embedding (FPO paper: 8)
     :param output_scale: Constant multiplying the velocity network output (FPO paper: 0.25)
+    :param output_init_gain: Initialise the velocity network's output layer orthogonally with this gain and a zero
+        bias, as SB3 initialises PPO's ``action_net`` (gain 0.01); ``None`` (default, the papers): torch's default
+        ``nn.Linear`` init. A small gain with ``output_scale=1`` starts the flow near the identity map of its noise
+        while letting each optimizer step move the action 4x more than ``output_scale=0.25`` does.
     :param flow_steps: Integration steps used to act during training rollouts (FPO paper: 10)
     :param flow_method: Integrator for training rollouts: ``euler`` (paper), ``midpoint`` or ``heun``
     :param eval_flow_steps: Integration steps for :meth:`predict`; ``None`` = ``flow_steps``
@@ -269,6 +273,7 @@ class FlowPolicy(ActorCriticPolicy):
         velocity_activation_fn: type[nn.Module] = nn.SiLU,
         time_embed_dim: int = 8,
         output_scale: float = 0.25,
+        output_init_gain: float | None = None,
         flow_steps: int = 10,
         flow_method: IntegrationMethod = "euler",
         eval_flow_steps: int | None = None,
@@ -310,6 +315,8 @@ class FlowPolicy(ActorCriticPolicy):
                 raise ValueError(f"{name} must be an integer >= 1, got {steps!r}.")
         if not output_scale > 0:
             raise ValueError(f"output_scale must be > 0, got {output_scale}.")
+        if output_init_gain is not None and not (math.isfinite(output_init_gain) and output_init_gain > 0):
+            raise ValueError(f"output_init_gain must be a finite number > 0 or None, got {output_init_gain}.")
         if not (math.isfinite(source_std) and source_std > 0):
             raise ValueError(f"source_std must be a finite number > 0, got {source_std}.")
         check_choice("flow_method", flow_method, IntegrationMethod)
@@ -336,6 +343,7 @@ class FlowPolicy(ActorCriticPolicy):
         self.velocity_activation_fn = velocity_activation_fn
         self.time_embed_dim = time_embed_dim
         self.output_scale = output_scale
+        self.output_init_gain = output_init_gain
         self.flow_steps = flow_steps
         self.flow_method: IntegrationMethod = flow_method
         self.eval_flow_steps = eval_flow_steps
@@ -380,6 +388,7 @@ class FlowPolicy(ActorCriticPolicy):
                 velocity_activation_fn=self.velocity_activation_fn,
                 time_embed_dim=self.time_embed_dim,
                 output_scale=self.output_scale,
+                output_init_gain=self.output_init_gain,
                 flow_steps=self.flow_steps,
                 flow_method=self.flow_method,
                 eval_flow_steps=self.eval_flow_steps,
@@ -405,6 +414,10 @@ class FlowPolicy(ActorCriticPolicy):
             self.velocity_activation_fn,
             self.output_scale,
         )
+        if self.output_init_gain is not None:
+            output_layer = self.velocity_net.trunk[-1]
+            nn.init.orthogonal_(output_layer.weight, gain=self.output_init_gain)
+            nn.init.zeros_(output_layer.bias)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
         if self.ortho_init:
             module_gains: dict[nn.Module, float] = {self.mlp_extractor: math.sqrt(2), self.value_net: 1.0}

@@ -72,6 +72,29 @@ def test_save_load_identical_deterministic_actions(tmp_path, policy):
     assert loaded.num_timesteps == 2 * SMALL["n_steps"]
 
 
+def test_output_init_gain_starts_the_flow_near_its_noise():
+    default = make_model("MlpPolicy", policy_kwargs=dict(output_scale=1.0))
+    small = make_model("MlpPolicy", policy_kwargs=dict(output_scale=1.0, output_init_gain=0.01))
+    layer = small.policy.velocity_net.trunk[-1]
+    assert th.count_nonzero(layer.bias) == 0
+    rows = layer.weight @ layer.weight.T  # orthogonal rows of norm 0.01
+    assert th.allclose(rows, 1e-4 * th.eye(rows.shape[0]), atol=1e-9)
+    obs = th.zeros((256, 2))
+    for model, bound in ((small, 0.02), (default, None)):
+        with th.no_grad():
+            th.manual_seed(0)
+            sampled = model.policy.sample_actions(obs, "random")
+            th.manual_seed(0)
+            start = th.randn(256, 2)
+        shift = (sampled - start).abs().max().item()
+        if bound is not None:
+            assert shift < bound  # the velocity is ~0: the samples are their starting noise
+        else:
+            assert shift > 0.05
+    with pytest.raises(ValueError, match="output_init_gain"):
+        make_model("MlpPolicy", policy_kwargs=dict(output_init_gain=0.0))
+
+
 def test_constructor_parameters_round_trip(tmp_path):
     kwargs = dict(
         net_arch=dict(pi=[8], vf=[16]),
@@ -79,6 +102,7 @@ def test_constructor_parameters_round_trip(tmp_path):
         velocity_activation_fn=th.nn.ReLU,
         time_embed_dim=4,
         output_scale=0.5,
+        output_init_gain=0.01,
         flow_steps=3,
         flow_method="heun",
         eval_flow_steps=5,

@@ -1,0 +1,144 @@
+"""
+Do the library defaults learn simple tasks? FPO with its defaults (plus a candidate change) against SB3 PPO at the
+same settings, several seeds, one process per run.
+
+Tasks (each fixes what a user would write, and leaves everything else to the library):
+
+* ``pendulum``: ``VecNormalize(make_vec_env("Pendulum-v1", n_envs=4))``, n_steps 256, batch 256, gamma 0.9,
+  lr 1e-3, 40k steps; every 10k steps the deterministic return over 10 episodes on a separate env whose
+  VecNormalize statistics are copied and frozen (FPO: zero-sampling; PPO: the mean);
+* ``arm_full``: ``ArmTracking-v0`` at ``conditioning="full"``, 4 envs x 512 steps, batch 128, 100k steps; at the
+  end the deterministic success over 100 episodes (``examples/under_conditioned.py``'s evaluation).
+
+Variants are FPO overrides of the library defaults (``fpo`` is the defaults themselves); ``ppo`` is SB3's PPO with
+its own defaults at the task's settings. Each run is saved as ``runs/<task>_<variant>_seed<seed>.json`` in ``--out``
+(a run whose file exists is not redone) and ``summary.md`` gives the mean over seeds::
+
+    python benchmarks/defaults_check.py pendulum --variants ppo fpo fpo_gain --seeds 0 1 2 --workers 1 \\
+        --out benchmarks/results/defaults_check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: FPO overrides of the library defaults (policy_kwargs are merged)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "fpo": {},
+    # the parametrisation's action gain: output scale 1, output layer initialised as PPO's action_net
+    "fpo_gain": dict(policy_kwargs=dict(output_scale=1.0, output_init_gain=0.01)),
+    "fpo_noise_target": dict(policy_kwargs=dict(cfm_target="noise")),
+    "fpo_averaged_ppo_clip": dict(ratio_mode="averaged", trust_region="ppo"),
+    "fpo_gain_noise_target": dict(policy_kwargs=dict(output_scale=1.0, output_init_gain=0.01, cfm_target="noise")),
+}
+TASKS = ("pendulum", "arm_full")
+
+
+def task_settings(task: str) -> tuple[str, dict[str, Any], dict[str, Any], int, bool]:
+    """env id, env kwargs, algorithm kwargs, timesteps, VecNormalize."""
+    if task == "pendulum":
+        return "Pendulum-v1", {}, dict(n_steps=256, batch_size=256, gamma=0.9, learning_rate=1e-3), 40_000, True
+    if task == "arm_full":
+        return "ArmTracking-v0", dict(conditioning="full"), dict(n_steps=512, batch_size=128), 100_000, False
+    raise ValueError(f"Unknown task {task!r}")
+
+
+def run(task: str, variant: str, seed: int, out: str) -> str:
+    import torch as th
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
+
+    import sb3_fpo  # noqa: F401  (registers ArmTracking-v0)
+    from sb3_fpo import FPO
+
+    th.set_num_threads(1)
+    env_id, env_kwargs, kwargs, timesteps, normalize = task_settings(task)
+    if variant == "ppo":
+        algorithm: Any = PPO
+    else:
+        algorithm = FPO
+        overrides = dict(VARIANTS[variant])
+        kwargs = {**kwargs, **overrides, "policy_kwargs": overrides.get("policy_kwargs", {})}
+    env = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
+    if normalize:
+        env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
+    model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    record: dict[str, Any] = dict(task=task, variant=variant, seed=seed, settings=repr(kwargs), evaluations=[])
+    if task == "pendulum":
+        eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed + 10_000), training=False, norm_reward=False)
+        while model.num_timesteps < timesteps:
+            model.learn(10_000, reset_num_timesteps=False)
+            sync_envs_normalization(env, eval_env)
+            mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True)
+            record["evaluations"].append(dict(steps=model.num_timesteps, det_mean=float(mean)))  # type: ignore[arg-type]
+        record["final"] = record["evaluations"][-1]["det_mean"]
+    else:
+        sys.path.insert(0, str(ROOT / "examples"))
+        from under_conditioned import evaluate
+
+        model.learn(timesteps)
+        result = evaluate(lambda obs, _env: model.predict(obs, deterministic=True)[0], "full", 100)
+        record["evaluations"].append(dict(steps=model.num_timesteps, success=result["success"], det_mean=result["return"]))
+        record["final"] = result["success"]
+    path = Path(out, "runs", f"{task}_{variant}_seed{seed}.json")
+    path.write_text(json.dumps(record, indent=1))
+    return f"{path}: {record['final']:.3f}"
+
+
+def summary(out: Path) -> str:
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    lines = [
+        "| task | variant | final (Pendulum: deterministic return; ArmTracking full: deterministic success) | per seed | "
+        "mean of the last three evaluations |",
+        "|---|---|---|---|---|",
+    ]
+    for task in TASKS:
+        for variant in ["ppo", *VARIANTS]:
+            chosen = sorted((r for r in runs if r["task"] == task and r["variant"] == variant), key=lambda r: r["seed"])
+            if not chosen:
+                continue
+            finals = [r["final"] for r in chosen]
+            last3 = [statistics.mean(e["det_mean"] for e in r["evaluations"][-3:]) for r in chosen]
+            per_seed = " / ".join(f"{r['seed']}: {r['final']:.2f}" for r in chosen)
+            lines.append(f"| {task} | {variant} | {statistics.mean(finals):.2f} | {per_seed} | {statistics.mean(last3):.1f} |")
+    text = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=(*TASKS, "summary"))
+    parser.add_argument("--variants", nargs="+", default=["ppo", "fpo"], choices=["ppo", *VARIANTS])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "defaults_check")
+    args = parser.parse_args()
+    (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    if args.task != "summary":
+        jobs = [
+            (args.task, variant, seed)
+            for seed in args.seeds
+            for variant in args.variants
+            if not (args.out / "runs" / f"{args.task}_{variant}_seed{seed}.json").exists()
+        ]
+        print(f"{len(jobs)} runs to do", flush=True)
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            for future in as_completed([pool.submit(run, *job, str(args.out)) for job in jobs]):
+                print(future.result(), flush=True)
+    print(summary(args.out))
+
+
+if __name__ == "__main__":
+    main()
