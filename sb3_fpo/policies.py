@@ -416,6 +416,7 @@ class FlowPolicy(ActorCriticPolicy):
         )
         if self.output_init_gain is not None:
             output_layer = self.velocity_net.trunk[-1]
+            assert isinstance(output_layer, nn.Linear)
             nn.init.orthogonal_(output_layer.weight, gain=self.output_init_gain)
             nn.init.zeros_(output_layer.bias)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
