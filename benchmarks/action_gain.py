@@ -44,6 +44,8 @@ CONFIGS: dict[str, tuple[type, dict[str, Any]]] = {
     "ppo": (PPO, {}),
     "fpo": (FPO, {}),
     "fpo_averaged_ppo_clip": (FPO, dict(ratio_mode="averaged", trust_region="ppo")),
+    "fpo_per_sample_ppo_clip": (FPO, dict(trust_region="ppo")),
+    "fpo_averaged_aspo": (FPO, dict(ratio_mode="averaged")),
     "fpo_output_scale_1": (FPO, dict(policy_kwargs=dict(output_scale=1.0))),
     "fpo_lr_1e-3": (FPO, dict(learning_rate=1e-3)),
     "fpo_noise_target": (FPO, dict(policy_kwargs=dict(cfm_target="noise"))),
