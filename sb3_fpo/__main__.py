@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 
 from sb3_fpo import FPO
 from sb3_fpo.presets import load_preset
+from sb3_fpo.zoo import limit_torch_threads
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
+    limit_torch_threads()
     preset = load_preset(args.env, use_default=True)
     env = make_vec_env(args.env, n_envs=preset.n_envs, seed=args.seed)
     eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 1000)

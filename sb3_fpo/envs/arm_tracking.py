@@ -80,10 +80,14 @@ import os
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.mujoco import MujocoEnv
+
+try:
+    import mujoco
+    from gymnasium.envs.mujoco import MujocoEnv
+except ImportError as error:  # a clear message instead of a bare ModuleNotFoundError from gym.make
+    raise ImportError('ArmTracking-v0 needs MuJoCo: pip install "sb3_fpo[mujoco]"') from error
 from gymnasium.utils import EzPickle
 
 #: allowed values of the ``conditioning`` argument, from most to least informed
