@@ -20,7 +20,7 @@ the expert's ``VecNormalize`` statistics normalise them; :class:`Demonstrations`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -34,16 +34,19 @@ class Demonstrations:
     """
     Transitions of whole episodes, in order.
 
-    :param observations: shape ``(T, *obs_shape)``
+    :param observations: shape ``(T, *obs_shape)``, or for a ``Dict`` observation space a dict of such arrays
     :param actions: shape ``(T, *action_shape)``
     :param rewards: shape ``(T,)``, or ``None`` (then no critic can be fitted)
     :param episode_starts: shape ``(T,)``, True at the first transition of each episode
     :param terminated: shape ``(T,)``, True at the last transition of an episode that ended in a terminal state (its
-        return ends there); False elsewhere, also at a time limit (that return is cut short)
+        return ends there); False elsewhere, also at a time limit (that return is cut short). Kept for the record:
+        ``pretrain`` fits the critic to Monte-Carlo returns without a bootstrap, so the targets of the last steps
+        before a time limit are biased low (by at most ``gamma^k`` times the return beyond the limit, ``k`` steps
+        ahead)
     :param normalized: whether the observations are already normalised by the model's ``VecNormalize``
     """
 
-    observations: np.ndarray
+    observations: np.ndarray | dict[str, np.ndarray]
     actions: np.ndarray
     rewards: np.ndarray | None = None
     episode_starts: np.ndarray | None = None
@@ -51,9 +54,15 @@ class Demonstrations:
     normalized: bool = False
 
     def __post_init__(self) -> None:
-        self.observations = np.asarray(self.observations)
+        if isinstance(self.observations, Mapping):
+            self.observations = {key: np.asarray(value) for key, value in self.observations.items()}
+            lengths = {len(value) for value in self.observations.values()}
+            if len(lengths) != 1:
+                raise ValueError(f"Every observation key needs one entry per transition, got lengths {sorted(lengths)}.")
+        else:
+            self.observations = np.asarray(self.observations)
         self.actions = np.asarray(self.actions, dtype=np.float32)
-        n = len(self.observations)
+        n = self._rows()
         if len(self.actions) != n:
             raise ValueError(f"{n} observations but {len(self.actions)} actions: one action per observation is needed.")
         if self.episode_starts is None:
@@ -70,8 +79,13 @@ class Demonstrations:
                     raise ValueError(f"{name} has {len(value)} entries for {n} transitions.")
                 setattr(self, name, value)
 
-    def __len__(self) -> int:
+    def _rows(self) -> int:
+        if isinstance(self.observations, Mapping):
+            return len(next(iter(self.observations.values())))
         return len(self.observations)
+
+    def __len__(self) -> int:
+        return self._rows()
 
 
 def as_demonstrations(data: Any) -> Demonstrations:
@@ -130,6 +144,19 @@ def discounted_returns(rewards: np.ndarray, episode_starts: np.ndarray, gamma: f
         future = rewards[t] + (0.0 if next_is_start else gamma * future)
         returns[t] = future
     return returns.astype(np.float32)
+
+
+def running_returns(rewards: np.ndarray, episode_starts: np.ndarray, gamma: float) -> np.ndarray:
+    """
+    The running discounted return ``R_t = r_t + gamma R_{t-1}`` (0 before each episode's first transition) that
+    SB3's ``VecNormalize`` tracks to scale rewards: a return accumulated forward in time, not the return to go.
+    """
+    running = 0.0
+    returns = np.empty(len(rewards), dtype=np.float64)
+    for t, reward in enumerate(rewards):
+        running = reward + (0.0 if episode_starts[t] else gamma * running)
+        returns[t] = running
+    return returns
 
 
 def record_demonstrations(
@@ -197,8 +224,15 @@ def record_demonstrations(
     finally:
         if owned:
             gym_env.close()
-    arrays = (np.asarray(observations), np.asarray(actions), np.asarray(rewards), np.asarray(starts), np.asarray(terminated))
-    return Demonstrations(*arrays, normalized=normalized)
+    arrays = (np.asarray(actions), np.asarray(rewards), np.asarray(starts), np.asarray(terminated))
+    return Demonstrations(_stack(observations), *arrays, normalized=normalized)
+
+
+def _stack(observations: list[Any]) -> np.ndarray | dict[str, np.ndarray]:
+    """One array of the recorded observations, or one per key of Dict observations."""
+    if observations and isinstance(observations[0], Mapping):
+        return {key: np.asarray([obs[key] for obs in observations]) for key in observations[0]}
+    return np.asarray(observations)
 
 
 def _write_minari(dataset_id: str, episodes: list[dict[str, Any]], env: gym.Env, algorithm_name: str) -> None:

@@ -623,7 +623,8 @@ class FPO(PPO):
         Observations are normalised as the model will act: with a ``VecNormalize`` env, by its statistics, which are
         first fitted to the demonstrations if they have seen no data yet (and left as they are otherwise). The critic
         can be fitted to the demonstrations' discounted returns (Monte Carlo, normalised rewards with
-        ``VecNormalize(norm_reward=True)``). A random ``validation_fraction`` of the transitions is held out; training
+        ``VecNormalize(norm_reward=True)``; no bootstrap at time limits, so the last steps' targets are biased low). A
+        random ``validation_fraction`` of the transitions is held out; training
         stops when the validation CFM loss (on fixed (tau, eps) pairs) has not improved for ``patience`` epochs, and
         the best weights are kept. ``pretrain/train_cfm_loss``, ``pretrain/val_cfm_loss`` (and
         ``pretrain/value_loss``) go to SB3's logger, one dump per epoch. :meth:`learn` continues from the result as
@@ -632,6 +633,7 @@ class FPO(PPO):
 
         :param demonstrations: ``(observations, actions)`` arrays, ``(observations, actions, rewards[,
             episode_starts])``, a :class:`sb3_fpo.demonstrations.Demonstrations` or a ``minari.MinariDataset``
+            (``Dict`` observation spaces: observations as a dict of arrays, one per key)
         :param n_epochs: maximum number of passes over the training transitions
         :param batch_size: transitions per minibatch
         :param learning_rate: Adam's learning rate
@@ -643,98 +645,21 @@ class FPO(PPO):
         :param seed: seed of the split and of the (tau, eps) draws (default: unseeded)
         :return: per-epoch ``train_cfm_loss``, ``val_cfm_loss`` (NaN without validation) and ``value_loss``
         """
-        from stable_baselines3.common.utils import configure_logger
+        from sb3_fpo.pretraining import pretrain
 
-        from sb3_fpo.demonstrations import as_demonstrations, discounted_returns
-
-        demos = as_demonstrations(demonstrations)
-        n_samples = n_samples or self.n_samples
-        for name, value, low in (("n_epochs", n_epochs, 1), ("batch_size", batch_size, 1), ("patience", patience, 1)):
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}.")
-        if not 0.0 <= validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
-        observations = self._demonstration_observations(demos)
-        actions = demos.actions.reshape(len(demos), -1)
-        if actions.shape[1] != self.policy.action_dim or not np.isfinite(actions).all():
-            raise ValueError(
-                f"Demonstrated actions must be finite with {self.policy.action_dim} dimensions, got shape "
-                f"{demos.actions.shape}{'' if np.isfinite(actions).all() else ' with NaN or inf'}."
-            )
-        if self.policy.squash_output:  # the buffer's convention: tanh-squashed actions in [-1, 1]
-            shape = self.policy.action_space.shape
-            assert shape is not None
-            actions = self.policy.scale_action(actions.reshape((len(demos), *shape))).reshape(len(demos), -1)
-            actions = actions.astype(np.float32, copy=False)
-        fit_critic = demos.rewards is not None if fit_critic is None else fit_critic
-        returns = None
-        if fit_critic:
-            if demos.rewards is None:
-                raise ValueError("fit_critic=True needs demonstrations with rewards.")
-            assert demos.episode_starts is not None
-            returns = discounted_returns(self._demonstration_rewards(demos), demos.episode_starts, self.gamma)
-
-        rng = np.random.default_rng(seed)
-        generator = th.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
-        order = rng.permutation(len(demos))
-        n_val = round(validation_fraction * len(demos)) if len(demos) > 1 else 0
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        val_pairs = self._draw_pairs(len(val_idx), n_samples, generator)  # fixed: a low-noise early-stopping signal
-
-        if not hasattr(self, "_logger"):
-            # Not set_logger(): that marks the logger as the user's, and learn() would then keep writing to it
-            self._logger = configure_logger(self.verbose, self.tensorboard_log, "FPO_pretrain")
-        optimizer = th.optim.Adam(self.policy.parameters(), lr=learning_rate)
-        history: dict[str, list[float]] = {"train_cfm_loss": [], "val_cfm_loss": [], "value_loss": []}
-        best, best_state, waited = np.inf, None, 0
-        epochs: Any = range(n_epochs)
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            epochs = tqdm(epochs, desc="FPO pretrain")
-        for epoch in epochs:
-            self.policy.set_training_mode(True)
-            cfm_losses, value_losses = [], []
-            shuffled = train_idx[rng.permutation(len(train_idx))]
-            for start in range(0, len(shuffled), batch_size):
-                batch = shuffled[start : start + batch_size]
-                obs = self.policy.obs_to_tensor(observations[batch])[0]
-                act = th.as_tensor(actions[batch], device=self.device)
-                tau, eps = self._draw_pairs(len(batch), n_samples, generator)
-                loss = self.policy.cfm_losses(obs, act, tau, eps).mean()
-                cfm_losses.append(loss.item())
-                if returns is not None:
-                    target = th.as_tensor(returns[batch], device=self.device)
-                    value_loss = F.mse_loss(self.policy.predict_values(obs).flatten(), target)
-                    value_losses.append(value_loss.item())
-                    loss = loss + self.vf_coef * value_loss
-                optimizer.zero_grad()
-                loss.backward()
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-                optimizer.step()
-            val_loss = self._validation_cfm(observations[val_idx], actions[val_idx], val_pairs) if n_val else np.nan
-            history["train_cfm_loss"].append(float(np.mean(cfm_losses)))
-            history["val_cfm_loss"].append(val_loss)
-            history["value_loss"].append(float(np.mean(value_losses)) if value_losses else np.nan)
-            self.logger.record("pretrain/epoch", epoch)
-            self.logger.record("pretrain/train_cfm_loss", history["train_cfm_loss"][-1])
-            if n_val:
-                self.logger.record("pretrain/val_cfm_loss", val_loss)
-            if value_losses:
-                self.logger.record("pretrain/value_loss", history["value_loss"][-1])
-            self.logger.dump(step=epoch)
-            if n_val:
-                if val_loss < best:
-                    best, waited = val_loss, 0
-                    best_state = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
-                else:
-                    waited += 1
-                    if waited >= patience:
-                        break
-        if best_state is not None:
-            self.policy.load_state_dict(best_state)
-        self.policy.set_training_mode(False)
-        return history
+        return pretrain(
+            self,
+            demonstrations,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            n_samples=n_samples,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            fit_critic=fit_critic,
+            progress_bar=progress_bar,
+            seed=seed,
+        )
 
     def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator | None = None) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -754,52 +679,6 @@ class FPO(PPO):
         )
         eps = th.randn((n, n_samples, self.policy.action_dim), device=device, generator=generator)
         return tau.to(self.device), eps.to(self.device)
-
-    def _validation_cfm(self, observations: np.ndarray, actions: np.ndarray, pairs: tuple[th.Tensor, th.Tensor]) -> float:
-        self.policy.set_training_mode(False)
-        total, chunk = 0.0, 4096
-        with th.no_grad():
-            for start in range(0, len(actions), chunk):
-                rows = slice(start, start + chunk)
-                obs = self.policy.obs_to_tensor(observations[rows])[0]
-                act = th.as_tensor(actions[rows], device=self.device)
-                total += self.policy.cfm_losses(obs, act, pairs[0][rows], pairs[1][rows]).mean(dim=1).sum().item()
-        return total / len(actions)
-
-    def _demonstration_observations(self, demos: Any) -> np.ndarray:
-        """The demonstrations' observations as the policy will see them (VecNormalize fitted first if still fresh)."""
-        observations = np.asarray(demos.observations, dtype=np.float32)
-        expected = self.observation_space.shape
-        if observations.shape[1:] != expected or not np.isfinite(observations).all():
-            raise ValueError(
-                f"Demonstrated observations must be finite with shape (T, *{expected}), got {observations.shape}"
-                f"{'' if np.isfinite(observations).all() else ' with NaN or inf'}."
-            )
-        vec_normalize = self.get_vec_normalize_env()
-        if vec_normalize is None or not vec_normalize.norm_obs:
-            if demos.normalized:
-                raise ValueError("The demonstrations' observations are normalised but the model has no VecNormalize.")
-            return observations
-        if demos.normalized:
-            return observations
-        if _fresh(vec_normalize.obs_rms):
-            vec_normalize.obs_rms.update(observations)  # fitted from the demonstrations
-        return np.asarray(vec_normalize.normalize_obs(observations), dtype=np.float32)
-
-    def _demonstration_rewards(self, demos: Any) -> np.ndarray:
-        """Rewards as the critic will see them: VecNormalize-scaled (its return statistics fitted if still fresh)."""
-        rewards = np.asarray(demos.rewards, dtype=np.float64)
-        vec_normalize = self.get_vec_normalize_env()
-        if vec_normalize is None or not vec_normalize.norm_reward:
-            return rewards
-        if _fresh(vec_normalize.ret_rms):
-            running = 0.0
-            discounted = np.empty_like(rewards)
-            for t, reward in enumerate(rewards):  # the running discounted return VecNormalize tracks
-                running = reward + (0.0 if demos.episode_starts[t] else vec_normalize.gamma * running)
-                discounted[t] = running
-            vec_normalize.ret_rms.update(discounted)
-        return np.asarray(vec_normalize.normalize_reward(rewards), dtype=np.float64)
 
     # ------------------------------------------------------------------ persistence
 
@@ -854,11 +733,6 @@ class FPO(PPO):
             raise ValueError(_corrupted(path, error)) from error
         except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as error:
             raise ValueError(_corrupted(path, error)) from error
-
-
-def _fresh(statistics: Any) -> bool:
-    """Whether running mean / std statistics have seen no data yet (SB3's RunningMeanStd starts at count 1e-4)."""
-    return bool(statistics.count < 1.0)
 
 
 def _corrupted(path: Any, error: BaseException) -> str:

@@ -13,7 +13,13 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_fpo import FPO
-from sb3_fpo.demonstrations import Demonstrations, as_demonstrations, discounted_returns, record_demonstrations
+from sb3_fpo.demonstrations import (
+    Demonstrations,
+    as_demonstrations,
+    discounted_returns,
+    record_demonstrations,
+    running_returns,
+)
 from sb3_fpo.diagnostics import mode_fractions, sample_raw_actions
 
 SMALL_NET = dict(velocity_net_arch=[64, 64], flow_steps=10)
@@ -199,3 +205,45 @@ def test_pretrain_leaves_the_logger_to_learn(tmp_path):
     user.pretrain(copy_expert_demos(200), n_epochs=2, seed=0)
     user.learn(64)
     assert user.logger is mine
+
+
+def test_pretrain_with_dict_observations_and_normalized_rewards():
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    env = VecNormalize(
+        make_vec_env(lambda: SimpleMultiObsEnv(discrete_actions=False), n_envs=1, seed=0), norm_obs_keys=["vec"]
+    )
+    model = FPO("MultiInputPolicy", env, seed=0, n_steps=64, policy_kwargs=SMALL_NET)
+    expert = FPO("MultiInputPolicy", make_vec_env(lambda: SimpleMultiObsEnv(discrete_actions=False), n_envs=1), seed=1)
+    demos = record_demonstrations(expert, SimpleMultiObsEnv(discrete_actions=False), n_episodes=3)
+    assert isinstance(demos.observations, dict) and set(demos.observations) == {"img", "vec"}
+    assert len(demos) == len(demos.actions) and demos.observations["img"].shape[1:] == (64, 64, 1)
+    history = model.pretrain(demos, n_epochs=2, batch_size=32, seed=0)
+    assert len(history["train_cfm_loss"]) == 2 and np.isfinite(history["value_loss"]).all()
+    assert env.obs_rms["vec"].count > 1 and env.ret_rms.count > 1  # fitted from the demonstrations
+    model.learn(64)
+    with pytest.raises(ValueError, match="keys"):
+        model.pretrain(Demonstrations({"vec": demos.observations["vec"]}, demos.actions), n_epochs=1)
+
+
+def test_running_returns_are_what_vec_normalize_tracks():
+    rewards = np.array([1.0, 2.0, 3.0, 4.0])
+    starts = np.array([True, False, True, False])
+    assert running_returns(rewards, starts, 0.5).tolist() == [1.0, 2.5, 3.0, 5.5]
+    env = VecNormalize(make_vec_env(TargetEnv, n_envs=1), gamma=0.5)
+    tracked = []
+    env.returns = np.zeros(1)
+    for reward, start in zip(rewards, starts):
+        if start:
+            env.returns[:] = 0.0
+        env.returns = env.returns * env.gamma + reward  # VecNormalize._update_reward
+        tracked.append(float(env.returns[0]))
+    assert tracked == running_returns(rewards, starts, 0.5).tolist()
+
+
+def test_normalized_demonstrations_with_fresh_statistics_warn():
+    env = VecNormalize(make_vec_env(TargetEnv, n_envs=1, seed=0), norm_reward=False)
+    model = FPO("MlpPolicy", env, seed=0, policy_kwargs=SMALL_NET)
+    demos = copy_expert_demos(200)
+    with pytest.warns(UserWarning, match="have seen no data"):
+        model.pretrain(Demonstrations(demos.observations, demos.actions, normalized=True), n_epochs=1, seed=0)
