@@ -165,6 +165,29 @@ def sample_tau(
     raise ValueError(f"Unknown tau sampling {mode!r}")
 
 
+def draw_pairs(
+    n: int,
+    n_samples: int,
+    action_dim: int,
+    tau_sampling: TauSampling = "uniform",
+    tau_min: float = 0.0,
+    tau_max: float = 1.0,
+    grid_steps: int = 10,
+    device: th.device | str = "cpu",
+    generator: th.Generator | None = None,
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The Monte-Carlo pairs of the CFM loss: ``n_samples`` (tau, eps) pairs for each of ``n`` transitions, tau from
+    :func:`sample_tau`, eps standard normal. Drawn on ``device`` from torch's global RNG, or from ``generator``
+    (which must live on ``device``).
+
+    :return: ``tau`` of shape ``(n, n_samples, 1)`` and ``eps`` of shape ``(n, n_samples, action_dim)``
+    """
+    tau = sample_tau((n, n_samples, 1), tau_sampling, tau_min, tau_max, grid_steps, device, generator)
+    eps = th.randn((n, n_samples, action_dim), device=device, generator=generator)
+    return tau, eps
+
+
 # --------------------------------------------------------------------------------------------------
 # Samplers (the policy is a black box for FPO: any integrator, any step count)
 # --------------------------------------------------------------------------------------------------

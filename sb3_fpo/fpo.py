@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import json
 import pathlib
 import pickle
 import zipfile
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
@@ -28,19 +27,30 @@ from sb3_fpo.flow import (
     check_choice,
     clamp_cfm,
     clamp_log_ratio,
+    draw_pairs,
     fpo_log_ratio,
     kl_proxy,
-    sample_tau,
     surrogate_objective,
 )
+from sb3_fpo.persistence import corrupted, incompatible, sb3_fpo_version
 from sb3_fpo.policies import CnnPolicy, FlowPolicy, MlpPolicy, MultiInputPolicy
 
 SelfFPO = TypeVar("SelfFPO", bound="FPO")
 
 LogRatioClamp = float | tuple[float | None, float | None] | None
 
-# Transitions per batch of the no-grad pass that computes the old CFM losses (times n_samples rows).
-_OLD_CFM_CHUNK_ROWS = 1 << 16
+
+class LossStats(NamedTuple):
+    """Statistics of FPO's loss on one minibatch (:meth:`FPO.fpo_loss`), logged by ``train()``."""
+
+    ratio_min: Any
+    ratio_mean: Any
+    ratio_max: Any
+    clip_fraction: Any  # share of ratios outside [1 - clip_range, 1 + clip_range]
+    cfm_loss: Any  # mean CFM loss under the current parameters, before the clamp
+    cfm_clamp_fraction: Any  # share of current CFM losses above cfm_loss_clamp
+    log_ratio_clamp_fraction: Any  # share of log-ratios changed by log_ratio_clamp
+    kl_proxy: Any  # mean((rho - 1) - log rho)
 
 
 class FPO(PPO):
@@ -403,26 +413,16 @@ class FPO(PPO):
             np.clip(buffer.actions, low, high, out=buffer.actions)
         actions = buffer.actions.reshape(n_total, action_dim)
 
-        chunk = max(1, _OLD_CFM_CHUNK_ROWS // self.n_samples)
-        old_cfm = []
-        with th.no_grad():
-            for start in range(0, n_total, chunk):
-                rows = slice(start, start + chunk)
-                if isinstance(observations, dict):
-                    obs_chunk: Any = {k: buffer.to_torch(v[rows]) for k, v in observations.items()}
-                else:
-                    obs_chunk = buffer.to_torch(observations[rows])
-                act_chunk = buffer.to_torch(actions[rows].astype(np.float32, copy=False))
-                old_cfm.append(self.policy.cfm_losses(obs_chunk, act_chunk, tau[rows], eps[rows]))
+        old_cfm = self.policy.cfm_losses_no_grad(observations, actions, tau, eps)
 
         def unflatten(x: th.Tensor) -> np.ndarray:
             return x.cpu().numpy().reshape(n_steps, n_envs, *x.shape[1:])
 
-        buffer.set_flow_samples(unflatten(tau), unflatten(eps), unflatten(th.cat(old_cfm)))
+        buffer.set_flow_samples(unflatten(tau), unflatten(eps), unflatten(old_cfm))
 
     def fpo_loss(
         self, rollout_data: Any, clip_range: float, clip_range_vf: float | None
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, LossStats]:
         """
         FPO's loss on one minibatch: where it differs from PPO's ``train()``, all in one place.
 
@@ -430,9 +430,7 @@ class FPO(PPO):
         the ratio ``exp(L_old - L_new)`` (averaged or per sample, with the log-ratio clamp), the trust region, and
         PPO's value loss.
 
-        :return: the total loss, the policy loss, the value loss, and the statistics
-            ``[ratio min, ratio mean, ratio max, clip fraction, raw CFM loss, CFM clamp fraction, log-ratio clamp
-            fraction, KL proxy]`` (detached)
+        :return: the total loss, the policy loss, the value loss, and the minibatch's :class:`LossStats` (detached)
         """
         values, neg_cfm, _ = self.policy.evaluate_actions(
             rollout_data.observations, rollout_data.actions, rollout_data.tau, rollout_data.eps
@@ -463,17 +461,15 @@ class FPO(PPO):
             cfm_clamp_frac = raw_cfm.new_zeros(())
             if self.cfm_loss_clamp is not None:
                 cfm_clamp_frac = (raw_cfm > self.cfm_loss_clamp).float().mean()
-            stats = th.stack(
-                [
-                    ratio.min(),
-                    ratio.mean(),
-                    ratio.max(),
-                    ((ratio - 1).abs() > clip_range).float().mean(),
-                    raw_cfm.mean(),
-                    cfm_clamp_frac,
-                    (raw_log_ratio != log_ratio).float().mean(),
-                    kl_proxy(log_ratio),
-                ]
+            stats = LossStats(
+                ratio_min=ratio.min(),
+                ratio_mean=ratio.mean(),
+                ratio_max=ratio.max(),
+                clip_fraction=((ratio - 1).abs() > clip_range).float().mean(),
+                cfm_loss=raw_cfm.mean(),
+                cfm_clamp_fraction=cfm_clamp_frac,
+                log_ratio_clamp_fraction=(raw_log_ratio != log_ratio).float().mean(),
+                kl_proxy=kl_proxy(log_ratio),
             )
         return policy_loss + self.vf_coef * value_loss, policy_loss, value_loss, stats
 
@@ -529,7 +525,7 @@ class FPO(PPO):
         pg_losses: list[float] = []
         value_losses: list[float] = []
         approx_kl_divs: list[float] = []
-        stats: list[th.Tensor] = []  # per-minibatch statistics, kept on the device and read once at the end
+        stats: list[LossStats] = []  # per-minibatch statistics, kept on the device and read once at the end
 
         continue_training = True
         for epoch in range(self.n_epochs):
@@ -547,7 +543,7 @@ class FPO(PPO):
                 pg_losses.append(policy_loss.item())
                 value_losses.append(value_loss.item())
                 stats.append(minibatch_stats)
-                approx_kl_div = minibatch_stats[7].item()
+                approx_kl_div = minibatch_stats.kl_proxy.item()
                 approx_kl_divs.append(approx_kl_div)
 
                 if self.adaptive_lr is not None and not critic_only:  # a frozen policy's KL proxy is 0
@@ -576,22 +572,22 @@ class FPO(PPO):
                 break
 
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
-        stat = th.stack(stats).cpu().numpy()
+        stat = LossStats(*th.stack([th.stack(minibatch) for minibatch in stats]).cpu().numpy().T)  # one array per field
 
         self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
         self.logger.record("train/value_loss", np.mean(value_losses))
         self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
-        self.logger.record("train/clip_fraction", float(stat[:, 3].mean()))
+        self.logger.record("train/clip_fraction", float(stat.clip_fraction.mean()))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/cfm_loss", float(stat[:, 4].mean()))
-        self.logger.record("train/ratio_min", float(stat[:, 0].min()))
-        self.logger.record("train/ratio_mean", float(stat[:, 1].mean()))
-        self.logger.record("train/ratio_max", float(stat[:, 2].max()))
+        self.logger.record("train/cfm_loss", float(stat.cfm_loss.mean()))
+        self.logger.record("train/ratio_min", float(stat.ratio_min.min()))
+        self.logger.record("train/ratio_mean", float(stat.ratio_mean.mean()))
+        self.logger.record("train/ratio_max", float(stat.ratio_max.max()))
         if self.cfm_loss_clamp is not None:
-            self.logger.record("train/cfm_clamp_fraction", float(stat[:, 5].mean()))
+            self.logger.record("train/cfm_clamp_fraction", float(stat.cfm_clamp_fraction.mean()))
         if self.log_ratio_clamp != (None, None):
-            self.logger.record("train/log_ratio_clamp_fraction", float(stat[:, 6].mean()))
+            self.logger.record("train/log_ratio_clamp_fraction", float(stat.log_ratio_clamp_fraction.mean()))
         if self.adaptive_lr is not None:
             self.logger.record("train/learning_rate", self.adaptive_lr)  # its value after this update
         self.logger.record("train/critic_only", float(critic_only))
@@ -668,8 +664,10 @@ class FPO(PPO):
         global RNG on the device, or from a CPU ``generator`` when one is given.
         """
         device = self.device if generator is None else th.device("cpu")
-        tau = sample_tau(
-            (n, n_samples, 1),
+        tau, eps = draw_pairs(
+            n,
+            n_samples,
+            self.policy.action_dim,
             self.tau_sampling,
             self.tau_min,
             self.tau_max,
@@ -677,7 +675,6 @@ class FPO(PPO):
             device=device,
             generator=generator,
         )
-        eps = th.randn((n, n_samples, self.policy.action_dim), device=device, generator=generator)
         return tau.to(self.device), eps.to(self.device)
 
     # ------------------------------------------------------------------ persistence
@@ -721,47 +718,15 @@ class FPO(PPO):
             # The policy class refused a saved keyword argument (FlowPolicy(**policy_kwargs))
             if "keyword argument" not in str(error):
                 raise
-            raise ValueError(_incompatible(path, f"its policy_kwargs are not accepted: {error}")) from error
+            raise ValueError(incompatible(path, f"its policy_kwargs are not accepted: {error}")) from error
         except RuntimeError as error:
             if "Error(s) in loading state_dict" not in str(error):  # else: torch could not read policy.pth
-                raise ValueError(_corrupted(path, error)) from error
-            raise ValueError(_incompatible(path, f"its parameters do not fit the policy: {error}")) from error
+                raise ValueError(corrupted(path, error)) from error
+            raise ValueError(incompatible(path, f"its parameters do not fit the policy: {error}")) from error
         except (AssertionError, ValueError) as error:
             # SB3's own words for a file that is not a zip, or a zip without its "data" entry
             if "wasn't a zip-file" not in str(error) and "No data found" not in str(error):
                 raise
-            raise ValueError(_corrupted(path, error)) from error
+            raise ValueError(corrupted(path, error)) from error
         except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as error:
-            raise ValueError(_corrupted(path, error)) from error
-
-
-def _corrupted(path: Any, error: BaseException) -> str:
-    return (
-        f"Could not load an FPO model from {path!r}: the file is corrupted or was not written by FPO.save() "
-        f"({type(error).__name__}: {error})."
-    )
-
-
-def _incompatible(path: Any, reason: str) -> str:
-    version = _saved_version(path)
-    written = f"sb3_fpo {version}" if version else "an sb3_fpo version that did not record itself"
-    return (
-        f"Could not load an FPO model from {path!r}: it was written by {written} and {reason}. This is sb3_fpo "
-        f"{sb3_fpo_version()}; load it with the version that saved it, or pass the changed entries in "
-        "custom_objects={'policy_kwargs': ...}."
-    )
-
-
-def _saved_version(path: Any) -> str | None:
-    """The sb3_fpo version recorded in a saved model (``None`` if absent or unreadable)."""
-    try:
-        if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).exists():
-            path = f"{path}.zip"
-        with zipfile.ZipFile(path) as archive:  # type: ignore[arg-type]
-            return json.loads(archive.read("data")).get("sb3_fpo_version")
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-
-
-def sb3_fpo_version() -> str:
-    return (pathlib.Path(__file__).parent / "version.txt").read_text().strip()
+            raise ValueError(corrupted(path, error)) from error

@@ -18,6 +18,7 @@ from stable_baselines3.common.torch_layers import (
     NatureCNN,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
 from torch.nn import functional as F
 
@@ -29,6 +30,7 @@ from sb3_fpo.flow import (
     NoiseMode,
     cfm_loss,
     check_choice,
+    draw_pairs,
     initial_noise,
     integrate,
     integration_times,
@@ -36,8 +38,18 @@ from sb3_fpo.flow import (
     time_embedding,
 )
 
+#: Most (transition, pair) rows per chunk of :meth:`FlowPolicy.cfm_losses_no_grad`
+CFM_CHUNK_ROWS = 1 << 16
+
 SQUASH_BOUND = 1.0 - 1e-6
 """With ``squash_output``, stored actions are clipped to ``[-SQUASH_BOUND, SQUASH_BOUND]`` before ``atanh``."""
+
+
+def select_rows(observations: Any, rows: Any) -> Any:
+    """The ``rows`` of an observation array, or of every key's array for ``Dict`` observations."""
+    if isinstance(observations, dict):
+        return {key: value[rows] for key, value in observations.items()}
+    return observations[rows]
 
 
 class VelocityNet(nn.Module):
@@ -543,6 +555,33 @@ class FlowPolicy(ActorCriticPolicy):
         """
         return self._cfm_from_latent(self._actor_latent(obs), actions, tau, eps)
 
+    def cfm_losses_no_grad(
+        self,
+        observations: np.ndarray | dict[str, np.ndarray],
+        actions: np.ndarray,
+        tau: th.Tensor,
+        eps: th.Tensor,
+        max_rows: int = CFM_CHUNK_ROWS,
+    ) -> th.Tensor:
+        """
+        Per-sample CFM losses of many transitions without gradients (FPO's old losses, a validation loss), in chunks of
+        at most ``max_rows`` (transition, pair) rows so that memory stays bounded.
+
+        :param observations: ``(n, *obs_shape)`` (the policy's layout; a dict of such arrays for ``Dict`` spaces)
+        :param actions: ``(n, D)``
+        :param tau: ``(n, N, 1)``; ``eps``: ``(n, N, D)``
+        :return: shape ``(n, N)``
+        """
+        chunk = max(1, max_rows // max(1, tau.shape[1]))
+        losses = []
+        with th.no_grad():
+            for start in range(0, len(actions), chunk):
+                rows = slice(start, start + chunk)
+                obs = obs_as_tensor(select_rows(observations, rows), self.device)  # type: ignore[arg-type]
+                act = th.as_tensor(actions[rows], dtype=th.float32, device=self.device)
+                losses.append(self.cfm_losses(obs, act, tau[rows], eps[rows]))
+        return th.cat(losses) if losses else tau.new_zeros((0, tau.shape[1]))
+
     def evaluate_actions(  # type: ignore[override]
         self,
         obs: PyTorchObs,
@@ -570,9 +609,7 @@ class FlowPolicy(ActorCriticPolicy):
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
         if tau is None and eps is None:
-            batch = latent_pi.shape[0]
-            tau = th.rand((batch, n_samples, 1), device=latent_pi.device)
-            eps = th.randn((batch, n_samples, self.action_dim), device=latent_pi.device)
+            tau, eps = draw_pairs(latent_pi.shape[0], n_samples, self.action_dim, device=latent_pi.device)
             return values, -self._cfm_from_latent(latent_pi, actions, tau, eps).mean(dim=-1), None
         if tau is None or eps is None:
             raise ValueError("evaluate_actions needs both tau and eps, or neither (fresh pairs are then drawn).")

@@ -20,6 +20,7 @@ from stable_baselines3.common.preprocessing import maybe_transpose
 from torch.nn import functional as F
 
 from sb3_fpo.demonstrations import Demonstrations, as_demonstrations, discounted_returns, running_returns
+from sb3_fpo.policies import select_rows
 
 if TYPE_CHECKING:
     from sb3_fpo.fpo import FPO
@@ -34,13 +35,6 @@ class Prepared(NamedTuple):
     observations: Observations
     actions: np.ndarray
     returns: np.ndarray | None  # the critic's Monte-Carlo targets, or None
-
-
-def take(observations: Observations, rows: Any) -> Observations:
-    """The ``rows`` of one observation array or of every key's."""
-    if isinstance(observations, Mapping):
-        return {key: value[rows] for key, value in observations.items()}
-    return observations[rows]
 
 
 def fresh(statistics: Any) -> bool:
@@ -159,7 +153,7 @@ def fit_epoch(
     shuffled = train_idx[rng.permutation(len(train_idx))]
     for start in range(0, len(shuffled), batch_size):
         batch = shuffled[start : start + batch_size]
-        obs = policy.obs_to_tensor(take(data.observations, batch))[0]
+        obs = policy.obs_to_tensor(select_rows(data.observations, batch))[0]
         act = th.as_tensor(data.actions[batch], device=model.device)
         tau, eps = model._draw_pairs(len(batch), n_samples, generator)
         loss = policy.cfm_losses(obs, act, tau, eps).mean()
@@ -178,17 +172,9 @@ def fit_epoch(
 
 def validation_cfm(model: FPO, data: Prepared, rows: np.ndarray, pairs: tuple[th.Tensor, th.Tensor]) -> float:
     """Mean CFM loss of the transitions ``rows`` on the fixed ``pairs`` (one per row), without gradients."""
-    policy = model.policy
-    policy.set_training_mode(False)
-    total, chunk = 0.0, 4096
-    with th.no_grad():
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            obs = policy.obs_to_tensor(take(data.observations, part))[0]
-            act = th.as_tensor(data.actions[part], device=model.device)
-            tau, eps = pairs[0][start : start + chunk], pairs[1][start : start + chunk]
-            total += policy.cfm_losses(obs, act, tau, eps).mean(dim=1).sum().item()
-    return total / len(rows)
+    model.policy.set_training_mode(False)
+    observations = select_rows(data.observations, rows)
+    return model.policy.cfm_losses_no_grad(observations, data.actions[rows], *pairs).mean(dim=1).mean().item()
 
 
 def pretrain(

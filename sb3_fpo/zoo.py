@@ -47,11 +47,11 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
     ) from error
 
 from sb3_fpo.fpo import FPO
+from sb3_fpo.presets import HYPERPARAMS_FILE
 
 ALGO = "fpo"
 #: FPO's rl-zoo3 presets. The file is ``hyperparams/fpo.yml`` at the top of the repository; ``sb3_fpo/fpo.yml``
 #: links to it so that wheels and installs carry it.
-HYPERPARAMS_FILE = Path(__file__).resolve().parent / "fpo.yml"
 
 SCRIPTS = ("train", "enjoy", "record_video", "plot_train", "plot_from_file", "all_plots")
 

@@ -75,6 +75,55 @@ def test_ratio_is_one_on_first_minibatch(
     assert (later - 1).abs().max() > 1e-4
 
 
+def test_ratio_is_one_on_first_minibatch_with_dict_observations(monkeypatch):
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    seen: list[th.Tensor] = []
+    original = fpo_module.surrogate_objective
+    monkeypatch.setattr(fpo_module, "surrogate_objective", lambda r, *a: (seen.append(r.detach().clone()), original(r, *a))[1])
+    env = make_vec_env(lambda: SimpleMultiObsEnv(discrete_actions=False), n_envs=3, seed=0)
+    model = FPO("MultiInputPolicy", env, seed=0, **SMALL)
+    model.learn(SMALL["n_steps"] * 3)
+    assert th.allclose(seen[0], th.ones_like(seen[0]), atol=1e-6, rtol=0), (seen[0] - 1).abs().max()
+    assert (th.cat([r.flatten() for r in seen[1:]]) - 1).abs().max() > 1e-4
+
+
+def test_old_cfm_pass_in_several_chunks_equals_one_pass():
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    for env, policy in ((TargetEnv(), "MlpPolicy"), (SimpleMultiObsEnv(discrete_actions=False), "MultiInputPolicy")):
+        model = FPO(policy, env, seed=0, **SMALL)
+        space = model.observation_space
+        n = 37
+        if hasattr(space, "spaces"):
+            obs = {key: np.stack([sub.sample() for _ in range(n)]).astype(np.float32) for key, sub in space.spaces.items()}
+        else:
+            obs = np.stack([space.sample() for _ in range(n)])
+        actions = np.random.default_rng(0).uniform(-1, 1, (n, model.policy.action_dim)).astype(np.float32)
+        tau, eps = model._draw_pairs(n, 8)
+        whole = model.policy.cfm_losses_no_grad(obs, actions, tau, eps)
+        chunked = model.policy.cfm_losses_no_grad(obs, actions, tau, eps, max_rows=8 * 5)  # 8 chunks of 5 transitions
+        assert whole.shape == (n, 8) and th.allclose(whole, chunked, atol=1e-6)
+
+
+def test_clip_range_vf_bounds_the_value_change():
+    model = small_fpo(clip_range_vf=1e-3, learning_rate=1e-2)
+    model.learn(SMALL["n_steps"])
+    assert model.logger.name_to_value["train/clip_range_vf"] == 1e-3
+    buffer = model.rollout_buffer
+    data = next(buffer.get(SMALL["batch_size"]))
+    *_, value_loss, _ = model.fpo_loss(data, 0.2, 1e-3)
+    *_, unclipped, _ = model.fpo_loss(data, 0.2, None)
+    assert th.isfinite(value_loss) and value_loss.item() != pytest.approx(unclipped.item())
+
+
+def test_training_without_straight_through_log_ratio_clamp():
+    model = small_fpo(log_ratio_clamp=(None, 0.5), log_ratio_straight_through=False, learning_rate=3e-3)
+    model.learn(2 * SMALL["n_steps"])
+    assert 0.0 <= model.logger.name_to_value["train/log_ratio_clamp_fraction"] <= 1.0
+    assert np.isfinite(model.logger.name_to_value["train/loss"])
+
+
 @pytest.mark.parametrize("fit_clipped", [False, True])
 def test_fit_clipped_actions_stores_the_executed_actions(tmp_path, fit_clipped):
     # The flow starts near its N(0, I) source, so about a third of the raw samples fall outside [-1, 1]
