@@ -525,6 +525,7 @@ class FPO(PPO):
         pg_losses: list[float] = []
         value_losses: list[float] = []
         approx_kl_divs: list[float] = []
+        grad_norms: list[th.Tensor] = []  # before clipping, kept on the device
         stats: list[LossStats] = []  # per-minibatch statistics, kept on the device and read once at the end
 
         continue_training = True
@@ -558,6 +559,7 @@ class FPO(PPO):
                 self.policy.optimizer.zero_grad()
                 loss.backward()
                 grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                grad_norms.append(grad_norm.detach())
                 if not th.isfinite(grad_norm):
                     # Checked before the step, so the parameters stay as they were (no silent NaN model)
                     raise ValueError(
@@ -590,6 +592,10 @@ class FPO(PPO):
             self.logger.record("train/log_ratio_clamp_fraction", float(stat.log_ratio_clamp_fraction.mean()))
         if self.adaptive_lr is not None:
             self.logger.record("train/learning_rate", self.adaptive_lr)  # its value after this update
+        if grad_norms:  # the gradient's norm before max_grad_norm clips it: how hard the loss pulls, outliers included
+            norms = th.stack(grad_norms).cpu().numpy()
+            self.logger.record("train/grad_norm_mean", float(norms.mean()))
+            self.logger.record("train/grad_norm_max", float(norms.max()))
         self.logger.record("train/critic_only", float(critic_only))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import types
 import warnings
 from typing import Any
 
@@ -271,9 +272,10 @@ def test_goal_split_with_predict_and_models():
     stub = PredictStub()
     assert goal_split(stub, "TwoGoal-v0", n_episodes=3, deterministic=True)["top"] == 1.0
     assert all(stub.calls)
-    # A random policy from the middle: both goals or none, the fractions add up
-    result = goal_split(PredictStub(), "TwoGoal-v0", n_episodes=10, reset_options={"middle_start": True})
-    assert result["top"] + result["bottom"] + result["none"] == pytest.approx(1.0)
+    # From the middle line, a policy that always goes down reaches the bottom goal every time
+    down = types.SimpleNamespace(predict=lambda obs, deterministic=False: (DOWN, None))
+    result = goal_split(down, "TwoGoal-v0", n_episodes=3, deterministic=True, reset_options={"middle_start": True})
+    assert result["bottom"] == 1.0 and result["top"] == 0.0
     # A real (untrained) model, reproducible under the seed
     model = FPO("MlpPolicy", "TwoGoal-v0", seed=0)
     first = goal_split(model, "TwoGoal-v0", starts=[[0.0, 0.6]], n_episodes=2, seed=5)

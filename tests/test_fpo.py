@@ -117,6 +117,13 @@ def test_clip_range_vf_bounds_the_value_change():
     assert th.isfinite(value_loss) and value_loss.item() != pytest.approx(unclipped.item())
 
 
+def test_gradient_norm_is_logged_before_clipping():
+    model = small_fpo(max_grad_norm=1e-6)
+    model.learn(SMALL["n_steps"])
+    values = model.logger.name_to_value
+    assert values["train/grad_norm_max"] >= values["train/grad_norm_mean"] > 1e-6  # the norm before the clip
+
+
 def test_training_without_straight_through_log_ratio_clamp():
     model = small_fpo(log_ratio_clamp=(None, 0.5), log_ratio_straight_through=False, learning_rate=3e-3)
     model.learn(2 * SMALL["n_steps"])

@@ -59,8 +59,9 @@ def test_save_load_identical_deterministic_actions(tmp_path, policy):
     loaded = FPO.load(tmp_path / "model", env=POLICY_ENVS[policy][1]())
     assert isinstance(loaded.policy, POLICY_ENVS[policy][0])
     assert np.array_equal(loaded.predict(obs, deterministic=True)[0], action)
-    for name in ("n_samples", "ratio_mode", "trust_region", "clip_range", "tau_sampling"):
-        assert getattr(loaded, name) == getattr(model, name) or name == "clip_range"
+    for name in ("n_samples", "ratio_mode", "trust_region", "tau_sampling"):
+        assert getattr(loaded, name) == getattr(model, name), name
+    assert loaded.clip_range(1.0) == model.clip_range(1.0) == 0.2  # a schedule: compared by its value
 
     model.policy.save(tmp_path / "policy.pth")
     policy_only = POLICY_ENVS[policy][0].load(tmp_path / "policy.pth")
