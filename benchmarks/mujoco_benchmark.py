@@ -301,13 +301,22 @@ def final(runs: list[dict[str, Any]], algo: str, key: str = "det_mean") -> list[
     return [r["evaluations"][-1][key] for r in runs if r["algo"] == algo]
 
 
-def report(out: Path, command: str) -> str:
-    """Write evaluations.csv, table.md and the curves of every finished run in ``out``; return the table."""
+def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
+    """Write evaluations.csv, table.md and the curves of every finished run in ``out``; return the table. With
+    ``baselines_from``, the PPO runs of that results directory (its ``runs/``) are the table's baselines, on the
+    tasks of ``out``'s runs; evaluations.csv keeps ``out``'s own runs."""
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    own = list(runs)
+    if baselines_from is not None:
+        tasks = {r["env"] for r in runs}
+        for path in sorted((baselines_from / "runs").glob("*.json")):
+            record = json.loads(path.read_text())
+            if record["algo"] in PPO_ALGOS and record["env"] in tasks:
+                runs.append(record)
     with open(out / "evaluations.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["algo", "env", "seed", "steps", "det_mean", "det_std", "sto_mean", "sto_std"])
-        for r in runs:
+        for r in own:
             for e in r["evaluations"]:
                 writer.writerow(
                     [r["algo"], r["env"], r["seed"], e["steps"], e["det_mean"], e["det_std"], e["sto_mean"], e["sto_std"]]
@@ -580,6 +589,12 @@ def main() -> None:
     )
     parser.add_argument("--report-only", action="store_true", help="only rewrite the table and curves of finished runs")
     parser.add_argument(
+        "--baselines-from",
+        metavar="DIR",
+        help="compare with the PPO runs of another results directory (e.g. FPO on held-out seeds against the PPO runs "
+        "of the main table)",
+    )
+    parser.add_argument(
         "--stop-after",
         type=float,
         default=float("inf"),
@@ -648,7 +663,10 @@ def main() -> None:
         command += f" --backend {args.backend}"
     if args.fpo_hyperparams:
         command += " --fpo-hyperparams " + " ".join(shlex.quote(item) for item in args.fpo_hyperparams)
-    print(report(out, command))
+    baselines = Path(args.baselines_from) if args.baselines_from else None
+    if baselines is not None:
+        command += f" --baselines-from {args.baselines_from}"
+    print(report(out, command, baselines))
 
 
 if __name__ == "__main__":
