@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import pathlib
-import pickle
-import zipfile
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
@@ -32,7 +30,7 @@ from sb3_fpo.flow import (
     kl_proxy,
     surrogate_objective,
 )
-from sb3_fpo.persistence import corrupted, incompatible, sb3_fpo_version
+from sb3_fpo.persistence import check_model_file, clear_load_errors, sb3_fpo_version
 from sb3_fpo.policies import CnnPolicy, FlowPolicy, MlpPolicy, MultiInputPolicy
 
 SelfFPO = TypeVar("SelfFPO", bound="FPO")
@@ -80,9 +78,8 @@ class FPO(PPO):
     :param gamma: Discount factor
     :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
     :param clip_range: Trust-region width epsilon (PPO clip, and the SPO penalty scale), it can be a function of
-        the current progress remaining (from 1 to 0). Default 0.2 (as SB3 PPO), measured better than the papers'
-        0.05 at SB3 scale (Pendulum-v1, 5 seeds, see benchmarks/README.md); the papers used 0.05 with thousands of
-        parallel envs.
+        the current progress remaining (from 1 to 0). Default 0.2, as SB3's PPO (the papers: 0.05, with thousands of
+        parallel envs).
     :param clip_range_vf: Clipping parameter for the value function (as in PPO)
     :param normalize_advantage: Whether to normalize or not the advantage
     :param ent_coef: Must be 0: a flow policy has no closed-form entropy. Kept so that PPO configurations load.
@@ -92,9 +89,7 @@ class FPO(PPO):
     :param ratio_mode: ``per_sample`` (FPO++, the default: one ratio per (tau, eps) pair, the advantage broadcast
         over the pairs) or ``averaged`` (FPO paper: one ratio per transition from the mean CFM losses)
     :param trust_region: ``aspo`` (FPO++, the default: PPO's clip where A >= 0, SPO where A < 0), ``ppo`` (clipped
-        ratio, FPO paper) or ``spo`` (``rho A - |A| (rho - 1)^2 / (2 eps)``). The defaults keep a multimodal
-        policy's modes (TwoGoal-v0) and train the MuJoCo tasks better than the paper's averaged ratio with PPO's clip;
-        Pendulum-v1 is the measured exception (README "Defaults that differ from the paper")
+        ratio, FPO paper) or ``spo`` (``rho A - |A| (rho - 1)^2 / (2 eps)``)
     :param tau_sampling: ``uniform`` on ``[tau_min, tau_max]`` (FPO paper) or ``discrete`` on the rollout
         integration grid ``{k / flow_steps}`` (official FPO code)
     :param tau_min: Lower bound of the flow times (FPO: 0, FPO++: 0.005)
@@ -103,20 +98,15 @@ class FPO(PPO):
         which disables it)
     :param log_ratio_clamp: Clamp of the log-ratio: a number ``c`` means ``[-c, c]`` (official FPO code: 3 in
         per-sample mode), a pair ``(low, high)`` with ``None`` for an open side (FPO++: ``(None, 10)``);
-        ``None`` disables it. Default ``(None, 20)``: it only acts on outliers (a ratio of e^20 is far outside any
-        trust region) but it keeps ``exp`` and its gradient finite when the CFM losses of an action jump
-        (unclamped, FPO's paper setting, a TwoGoal-v0 run with N = 32 overflowed to NaN after ~87k steps).
+        ``None`` disables it. Default ``(None, 20)``: it keeps ``exp`` and its gradient finite when the CFM losses
+        are not clamped (with ``cfm_loss_clamp=20`` the log-ratio cannot exceed 20, so it never acts).
     :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
     :param fit_clipped_actions: Fit the flow to the actions the environment executed: the rollout's actions are
         clipped to the action space's bounds before the CFM losses, old and new, are computed (SB3 stores the raw
-        sample and clips only what it sends to the env, which a Gaussian's log-probability needs). Beyond a bound the
-        reward no longer depends on the raw sample, so without this nothing holds the flow's samples near the
-        bounds: on Ant-v5 they drifted outwards until the policy saturated its actions and paid the maximal control
-        cost (benchmarks/README.md; the Ant-v5 preset sets it, on the other MuJoCo presets it lowered the return).
-        The clipping happens in place at the start of :meth:`train`, after the rollout callbacks; the share of
-        action components it changed is logged as ``train/clipped_action_fraction``. The sampler is
-        unchanged; with ``squash_output`` the actions are already within bounds and this has no effect. Default False
-        (the papers' setting: the raw sample is the target).
+        sample and clips only what it sends to the env). Beyond a bound the reward no longer depends on the raw
+        sample, so otherwise nothing holds the samples near the bounds. The clipping happens in place at the start of
+        :meth:`train`, after the rollout callbacks, and is logged as ``train/clipped_action_fraction``; with
+        ``squash_output`` it has no effect. Default False (the papers: the raw sample is the target).
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
         the observation space.
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
@@ -704,13 +694,8 @@ class FPO(PPO):
         this version of sb3_fpo (unknown policy keyword arguments or different parameters), with the version that
         wrote it.
         """
-        if isinstance(path, (str, pathlib.Path)):
-            given = pathlib.Path(path)
-            with_suffix = given.with_name(given.name + ".zip")  # SB3 also tries the path with .zip added
-            if not given.exists() and (given.suffix == ".zip" or not with_suffix.exists()):
-                tried = "" if given.suffix == ".zip" else f" (nor at {str(with_suffix)!r})"
-                raise FileNotFoundError(f"No FPO model file at {str(path)!r}{tried}.")
-        try:
+        check_model_file(path)
+        with clear_load_errors(path):
             return super().load(
                 path,
                 env=env,
@@ -720,19 +705,3 @@ class FPO(PPO):
                 force_reset=force_reset,
                 **kwargs,
             )
-        except TypeError as error:
-            # The policy class refused a saved keyword argument (FlowPolicy(**policy_kwargs))
-            if "keyword argument" not in str(error):
-                raise
-            raise ValueError(incompatible(path, f"its policy_kwargs are not accepted: {error}")) from error
-        except RuntimeError as error:
-            if "Error(s) in loading state_dict" not in str(error):  # else: torch could not read policy.pth
-                raise ValueError(corrupted(path, error)) from error
-            raise ValueError(incompatible(path, f"its parameters do not fit the policy: {error}")) from error
-        except (AssertionError, ValueError) as error:
-            # SB3's own words for a file that is not a zip, or a zip without its "data" entry
-            if "wasn't a zip-file" not in str(error) and "No data found" not in str(error):
-                raise
-            raise ValueError(corrupted(path, error)) from error
-        except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as error:
-            raise ValueError(corrupted(path, error)) from error
