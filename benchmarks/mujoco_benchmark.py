@@ -301,6 +301,41 @@ def final(runs: list[dict[str, Any]], algo: str, key: str = "det_mean") -> list[
     return [r["evaluations"][-1][key] for r in runs if r["algo"] == algo]
 
 
+def last_three(runs: list[dict[str, Any]], algo: str) -> list[float]:
+    """Each run's mean deterministic return over its last three evaluations (a less noisy second metric)."""
+    return [float(np.mean([e["det_mean"] for e in r["evaluations"][-3:]])) for r in runs if r["algo"] == algo]
+
+
+def ratio_ci(
+    fpo: list[float], ppo: list[float], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of mean(FPO) / mean(PPO), resampling the seeds of both algorithms."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(fpo, dtype=float), np.asarray(ppo, dtype=float)
+    ratios = [
+        rng.choice(a, len(a)).mean() / denominator for _ in range(n_boot) if (denominator := rng.choice(b, len(b)).mean()) != 0
+    ]
+    low, high = np.percentile(ratios, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+def iqm_ci_resampling_both(
+    tasks: list[tuple[np.ndarray, np.ndarray]], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile CI of the IQM of FPO's scores normalised by the best PPO's mean, resampling per task both FPO's
+    runs and the best PPO's runs (so the CI also carries the baseline's seed noise)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        scores = []
+        for fpo, ppo in tasks:
+            baseline = ppo[rng.integers(len(ppo), size=len(ppo))].mean()
+            scores.append(fpo[rng.integers(len(fpo), size=len(fpo))] / baseline)
+        values.append(iqm(np.concatenate(scores)))
+    low, high = np.percentile(values, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return float(low), float(high)
+
+
 def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
     """Write evaluations.csv, table.md and the curves of every finished run in ``out``; return the table. With
     ``baselines_from``, the PPO runs of that results directory (its ``runs/``) are the table's baselines, on the
@@ -328,14 +363,16 @@ def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
         + ")",
         "",
         "Final deterministic return, mean ± sample std (ddof 1) over seeds; best PPO = the baseline with the higher mean "
-        "on that task.",
+        "on that task; [95% bootstrap CI of the ratio, resampling the seeds of FPO and of best PPO]; last 3 = each "
+        "run's mean over its last three evaluations.",
         "",
         "| env | FPO | "
         + "".join(f"{PPO_NAMES[a]} | " for a in baselines)
         + "".join(f"FPO / {PPO_NAMES[a]} | " for a in baselines)
-        + "FPO / best PPO | FPO stochastic | steps/s FPO / best PPO | FPO's training seconds to best PPO's final return "
+        + "FPO / best PPO | FPO / best PPO, last 3 | FPO stochastic | steps/s FPO / best PPO | "
+        "FPO's training seconds to best PPO's final return "
         "(runs reaching it) / best PPO's | seeds FPO/" + "/".join(PPO_NAMES[a] for a in baselines) + " |",
-        "|---|---|" + "---|" * (2 * len(baselines) + 5),
+        "|---|---|" + "---|" * (2 * len(baselines) + 6),
     ]
 
     def cell(values: list[float]) -> str:
@@ -345,6 +382,14 @@ def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
 
     def ratio(a: list[float], b: list[float]) -> str:
         return f"{np.mean(a) / np.mean(b):.2f}" if a and b and np.mean(b) != 0 else "—"
+
+    def ratio_with_ci(a: list[float], b: list[float]) -> str:
+        if not (a and b and np.mean(b) != 0):
+            return "—"
+        if len(a) < 2 and len(b) < 2:
+            return ratio(a, b)
+        low, high = ratio_ci(a, b)
+        return f"{ratio(a, b)} [{low:.2f}–{high:.2f}]"
 
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
@@ -358,7 +403,9 @@ def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
             f"| {env_id} | {cell(fpo)} | "
             + "".join(f"{cell(v)} | " for v in ppos.values())
             + "".join(f"{ratio(fpo, v)} | " for v in ppos.values())
-            + f"{ratio(fpo, best)} | {cell(final(chosen, 'fpo', 'sto_mean'))} | "
+            + f"{ratio_with_ci(fpo, best)} | "
+            f"{ratio_with_ci(last_three(chosen, 'fpo'), last_three(chosen, best_algo)) if best_algo else '—'} | "
+            f"{cell(final(chosen, 'fpo', 'sto_mean'))} | "
             f"{ratio(sps['fpo'], sps[best_algo]) if best_algo else '—'} | "
             f"{time_to_reach(chosen, best_algo, float(np.mean(best))) if best else '—'} | "
             f"{len(fpo)}/" + "/".join(str(len(v)) for v in ppos.values()) + " |"
@@ -485,12 +532,26 @@ def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
         return ""
     tasks = list(scores.values())
     low, high = stratified_bootstrap_ci(tasks)
+    both_low, both_high = iqm_ci_resampling_both(best_ppo_pairs(runs))
     plot_profile(out / "performance_profile.png", tasks)
     return (
         f"IQM of FPO's best-PPO-normalised score over {len(tasks)} tasks and {sum(map(len, tasks))} runs: "
-        f"{iqm(np.concatenate(tasks)):.2f} (95% stratified-bootstrap CI {low:.2f}-{high:.2f}); performance profile: "
+        f"{iqm(np.concatenate(tasks)):.2f} (95% stratified-bootstrap CI {low:.2f}-{high:.2f} resampling FPO's runs, "
+        f"{both_low:.2f}-{both_high:.2f} resampling the best PPO's runs too); performance profile: "
         "`performance_profile.png`.\n"
     )
+
+
+def best_ppo_pairs(runs: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per task with FPO runs and a positive best PPO: (FPO's final returns, the best PPO's final returns)."""
+    pairs = []
+    for env_id in sorted({r["env"] for r in runs}):
+        chosen = [r for r in runs if r["env"] == env_id]
+        best_algo = best_baseline(chosen, list(PPO_ALGOS))
+        fpo = final(chosen, "fpo")
+        if fpo and best_algo and np.mean(final(chosen, best_algo)) > 0:
+            pairs.append((np.asarray(fpo), np.asarray(final(chosen, best_algo))))
+    return pairs
 
 
 def plot_profile(path: Path, tasks: list[np.ndarray]) -> None:
@@ -538,14 +599,14 @@ def plot_curves(path: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (by_steps, by_time) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange", "tab:green")):
+    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         chosen = [r for r in runs if r["algo"] == algo]
         if not chosen:
             continue
         length = min(len(r["evaluations"]) for r in chosen)
         steps = np.array([e["steps"] for e in chosen[0]["evaluations"][:length]])
         returns = np.array([[e["det_mean"] for e in r["evaluations"][:length]] for r in chosen])
-        mean, std = returns.mean(axis=0), returns.std(axis=0)
+        mean, std = returns.mean(axis=0), returns.std(axis=0, ddof=1) if len(chosen) > 1 else np.zeros(length)
         label = f"{algo} ({len(chosen)} seeds)"
         by_steps.plot(steps, mean, color=color, label=label)
         by_steps.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
