@@ -30,11 +30,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
     "sphinx_rtd_theme",
+    "myst_parser",  # guide/manual.md, the manual in Markdown
 ]
 # No sphinx.ext.intersphinx: it downloads inventories at build time, and the build must work offline.
 
 templates_path: list[str] = []
-source_suffix = {".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 language = "en"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]

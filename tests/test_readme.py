@@ -1,4 +1,4 @@
-"""The README's Python snippets run as written (with a tiny training budget)."""
+"""The Python snippets of the README and of the docs' manual run as written (with a tiny training budget)."""
 
 import re
 from pathlib import Path
@@ -7,8 +7,13 @@ import pytest
 
 from sb3_fpo import FPO
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SNIPPETS = [
+    snippet
+    for page in (README, ROOT / "docs" / "guide" / "manual.md")
+    for snippet in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+]
 
 
 @pytest.mark.parametrize("index", range(len(SNIPPETS)))
