@@ -184,7 +184,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.replot:
-        pictures(json.loads((out / "results.json").read_text()), out, args.samples)
+        results = json.loads((out / "results.json").read_text())
+        missing = [r for r in results if not _model_path(out, r["algo"], r["variant"], r["seed"]).exists()]
+        if missing:  # the models are git-ignored: a fresh clone has results.json but not them
+            raise SystemExit(
+                f"--replot draws from the models the runs saved in {out}/models, and {len(missing)} are missing (they "
+                "are not in the repository). Run the study first, e.g. python examples/two_goal.py --seeds 0."
+            )
+        pictures(results, out, args.samples)
         return
 
     jobs = [("fpo", v, s) for v in args.variants for s in args.seeds]
