@@ -211,6 +211,16 @@ def dmc_preset(algo: str, env_id: str, fpo_conf: str, fpo_overrides: dict[str, A
     return conf, Preset(env_id, algo, "MlpPolicy", fpo.n_envs, fpo.n_timesteps, fpo.normalize, kwargs)
 
 
+def applies(algo: str, env_id: str) -> bool:
+    """Whether ``algo`` is a baseline of ``env_id``: rl-zoo3's ``ppo`` has no DM Control entries, ``ppo_tuned`` is
+    the DM Control suite's baseline only."""
+    if algo == "ppo":
+        return not is_dmc_name(env_id)
+    if algo == "ppo_tuned":
+        return is_dmc_name(env_id)
+    return True
+
+
 def is_dmc_name(env_id: str) -> bool:
     from sb3_fpo.envs.dmc import is_dmc_name as dmc_name
 
@@ -627,7 +637,13 @@ def plot_curves(path: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=DEFAULT_ENVS)
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=list(ALGOS),
+        choices=ALGOS,
+        help="algorithms to run; each env gets those that apply (ppo: Gymnasium ids, ppo_tuned: DM Control tasks)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=1_000_000)
     parser.add_argument("--eval-freq", type=int, default=50_000)
@@ -694,10 +710,12 @@ def main() -> None:
             for seed in args.seeds  # seed-major: a run cut short leaves every env with its first seeds
             for env_id in args.envs
             for algo in args.algos
-            if not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
+            if applies(algo, env_id)  # ppo (rl-zoo3's entry) on Gymnasium ids, ppo_tuned on DM Control tasks
+            and not (out / "runs" / f"{algo}_{env_id}_seed{seed}.json").exists()  # resumable
         ]
     )
-    print(f"{len(jobs)} runs to do ({len(args.envs) * len(args.seeds) * len(args.algos) - len(jobs)} already done)")
+    planned = len(args.seeds) * sum(applies(algo, env_id) for env_id in args.envs for algo in args.algos)
+    print(f"{len(jobs)} runs to do ({planned - len(jobs)} already done)")
     overrides = dict(parse_override(item) for item in args.fpo_hyperparams)
     settings = (
         args.timesteps,

@@ -284,6 +284,8 @@ def test_dmc_runs_share_one_shape_and_record_their_backend(tmp_path):
     table = mujoco_benchmark.report(tmp_path, "command")
     assert "DM Control backend envpool" in table and "| cartpole-balance |" in table
     assert "PPO tuned (lr 3e-4, clip 0.1) |" in table and "PPO zoo-tuned" not in table
+    assert mujoco_benchmark.applies("ppo_tuned", "cartpole-balance") and not mujoco_benchmark.applies("ppo", "finger-spin")
+    assert mujoco_benchmark.applies("ppo", "Pendulum-v1") and not mujoco_benchmark.applies("ppo_tuned", "Pendulum-v1")
     with pytest.raises(ValueError, match="ppo_tuned is the DM Control baseline"):
         mujoco_benchmark.run("ppo_tuned", "Pendulum-v1", 0, out=str(tmp_path), **settings)
 
