@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "per_sample_aspo": dict(ratio_mode="per_sample", trust_region="aspo"),
     "lr1e-4": dict(learning_rate=1e-4),
     "N32": dict(n_samples=32),
+    "noise_target": dict(policy_kwargs=dict(cfm_target="noise")),
 }
 
 
