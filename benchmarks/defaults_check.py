@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_lr_1e-3": dict(learning_rate=1e-3),
     # rsl_rl's KL-adaptive learning rate (FPO++): the rate grows while an update moves the policy too little
     "fpo_adaptive_lr": dict(adaptive_lr_target_kl=0.01),
+    "fpo_adaptive_lr_noise_target": dict(adaptive_lr_target_kl=0.01, policy_kwargs=dict(cfm_target="noise")),
     "fpo_per_sample_ppo_clip_noise_target": dict(trust_region="ppo", policy_kwargs=dict(cfm_target="noise")),
     "fpo_gain_noise_target": dict(policy_kwargs=dict(output_scale=1.0, output_init_gain=0.01, cfm_target="noise")),
 }
