@@ -188,7 +188,7 @@ def record_demonstrations(
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}.")
     if normalized and dataset_id is not None:
         raise ValueError("A Minari dataset stores the env's raw observations: record it with normalized=False.")
-    act, normalize = _actor(policy, deterministic)
+    act, normalize = actor(policy, deterministic)
     if normalized and normalize is None:
         raise ValueError("normalized=True needs a model trained with VecNormalize (model.get_vec_normalize_env()).")
     owned = isinstance(env, str)
@@ -260,7 +260,7 @@ def _write_minari(dataset_id: str, episodes: list[dict[str, Any]], env: gym.Env,
     )
 
 
-def _actor(policy: Any, deterministic: bool) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], Any] | None]:
+def actor(policy: Any, deterministic: bool) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], Any] | None]:
     """``obs -> action`` of one (unbatched) observation, and the observation normaliser of the model, if any."""
     if hasattr(policy, "predict"):
         vec_normalize = policy.get_vec_normalize_env() if hasattr(policy, "get_vec_normalize_env") else None

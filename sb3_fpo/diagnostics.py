@@ -57,7 +57,7 @@ _NOT_TENSORBOARD = ("stdout", "log", "json", "csv")
 
 
 @contextlib.contextmanager
-def _torch_seed(seed: int | None) -> Iterator[None]:
+def torch_seed(seed: int | None) -> Iterator[None]:
     """Run the block with torch's generators seeded by ``seed``, restoring their states afterwards."""
     if seed is None:
         yield
@@ -130,7 +130,7 @@ def sample_raw_actions(
     n_obs = _n_obs(obs)
     batch = _repeat_obs(obs, k)
     try:
-        with th.no_grad(), _torch_seed(seed):
+        with th.no_grad(), torch_seed(seed):
             if hasattr(policy, "sample_actions"):
                 actions = policy.sample_actions(batch, noise=noise)
             elif isinstance(policy, ActorCriticPolicy):
@@ -336,7 +336,7 @@ def action_mode_report(
 # --------------------------------------------------------------------------------------------------
 
 
-def _figure(n_cols: int, n_rows: int = 1, size: float = 3.2) -> Any:
+def new_figure(n_cols: int, n_rows: int = 1, size: float = 3.2) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as error:  # pragma: no cover - depends on the installed extras
@@ -372,7 +372,7 @@ def plot_action_samples(
         raise ValueError("No samples to plot.")
     items = [(label, s.reshape(s.shape[0], -1)) for label, s in items]
     has_scatter = any(s.shape[1] >= 2 for _, s in items)
-    fig = _figure(len(items), 2 if has_scatter else 1)
+    fig = new_figure(len(items), 2 if has_scatter else 1)
     axes = fig.subplots(2 if has_scatter else 1, len(items), squeeze=False)
     for col, (label, s) in enumerate(items):
         values = s[:, dim]

@@ -18,6 +18,15 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_fpo.buffers import FlowDictRolloutBuffer, FlowRolloutBuffer, _FlowSamplesMixin
+from sb3_fpo.checks import (
+    LogRatioClamp,
+    check_adaptive_lr,
+    check_flag,
+    check_hyperparameters,
+    check_int,
+    check_rollout_finite,
+    parse_log_ratio_clamp,
+)
 from sb3_fpo.flow import (
     RatioMode,
     TauSampling,
@@ -34,8 +43,6 @@ from sb3_fpo.persistence import check_model_file, clear_load_errors, sb3_fpo_ver
 from sb3_fpo.policies import CnnPolicy, FlowPolicy, MlpPolicy, MultiInputPolicy
 
 SelfFPO = TypeVar("SelfFPO", bound="FPO")
-
-LogRatioClamp = float | tuple[float | None, float | None] | None
 
 
 class LossStats(NamedTuple):
@@ -182,7 +189,7 @@ class FPO(PPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        self._check_hyperparameters(
+        check_hyperparameters(
             n_steps,
             batch_size,
             n_epochs,
@@ -201,22 +208,13 @@ class FPO(PPO):
         self.tau_min = float(tau_min)
         self.tau_max = float(tau_max)
         self.cfm_loss_clamp = cfm_loss_clamp
-        self.log_ratio_clamp = self._parse_log_ratio_clamp(log_ratio_clamp)
+        self.log_ratio_clamp = parse_log_ratio_clamp(log_ratio_clamp)
         self.log_ratio_straight_through = log_ratio_straight_through
-        if not isinstance(fit_clipped_actions, (bool, np.bool_)):
-            raise ValueError(f"fit_clipped_actions must be True or False, got {fit_clipped_actions!r}.")
-        self.fit_clipped_actions = bool(fit_clipped_actions)
-        if adaptive_lr_target_kl is not None and not adaptive_lr_target_kl > 0:
-            raise ValueError(f"adaptive_lr_target_kl must be > 0 or None, got {adaptive_lr_target_kl}.")
-        low_lr, high_lr = adaptive_lr_range
-        if not 0 < low_lr < high_lr:
-            raise ValueError(f"adaptive_lr_range must be (low, high) with 0 < low < high, got {adaptive_lr_range}.")
+        self.fit_clipped_actions = check_flag("fit_clipped_actions", fit_clipped_actions)
         self.adaptive_lr_target_kl = adaptive_lr_target_kl
-        self.adaptive_lr_range = (float(low_lr), float(high_lr))
+        self.adaptive_lr_range = check_adaptive_lr(adaptive_lr_target_kl, adaptive_lr_range)
         self.adaptive_lr: float | None = None  # the current adaptive learning rate, set by _setup_model
-        if isinstance(critic_warmup_steps, bool) or not isinstance(critic_warmup_steps, int) or critic_warmup_steps < 0:
-            raise ValueError(f"critic_warmup_steps must be an integer >= 0, got {critic_warmup_steps!r}.")
-        self.critic_warmup_steps = critic_warmup_steps
+        self.critic_warmup_steps = check_int("critic_warmup_steps", critic_warmup_steps, minimum=0)
         if policy_kwargs and "use_sde" in policy_kwargs:
             # SB3 passes use_sde to the policy itself, so this would be a "multiple values" TypeError
             raise ValueError("FPO does not support gSDE (use_sde): exploration comes from the flow noise.")
@@ -263,55 +261,6 @@ class FPO(PPO):
         if _init_setup_model:
             self._setup_model()
 
-    # ------------------------------------------------------------------ validation
-
-    @staticmethod
-    def _check_hyperparameters(
-        n_steps: int,
-        batch_size: int,
-        n_epochs: int,
-        clip_range: float | Schedule,
-        ent_coef: float,
-        n_samples: int,
-        tau_min: float,
-        tau_max: float,
-        cfm_loss_clamp: float | None,
-        normalize_advantage: bool,
-    ) -> None:
-        def positive_int(name: str, value: Any, minimum: int = 1) -> None:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-        positive_int("n_samples", n_samples)
-        positive_int("n_steps", n_steps)
-        positive_int("n_epochs", n_epochs)
-        positive_int("batch_size", batch_size, 2 if normalize_advantage else 1)
-        if not callable(clip_range) and not clip_range > 0:
-            raise ValueError(f"clip_range must be > 0, got {clip_range}.")
-        if ent_coef != 0:
-            raise ValueError(
-                f"ent_coef={ent_coef}: a flow policy has no closed-form entropy, so FPO has no entropy bonus. Set ent_coef=0."
-            )
-        if not 0.0 <= tau_min < tau_max <= 1.0:
-            raise ValueError(f"Need 0 <= tau_min < tau_max <= 1, got tau_min={tau_min}, tau_max={tau_max}.")
-        if cfm_loss_clamp is not None and not cfm_loss_clamp > 0:
-            raise ValueError(f"cfm_loss_clamp must be > 0 or None, got {cfm_loss_clamp}.")
-
-    @staticmethod
-    def _parse_log_ratio_clamp(value: LogRatioClamp) -> tuple[float | None, float | None]:
-        if value is None:
-            return (None, None)
-        if isinstance(value, (int, float)):
-            if not value > 0:
-                raise ValueError(f"log_ratio_clamp must be > 0, got {value}.")
-            return (-float(value), float(value))
-        low, high = value
-        if low is not None and high is not None and not low < high:
-            raise ValueError(f"log_ratio_clamp needs low < high, got {value}.")
-        if (low is not None and low >= 0) or (high is not None and high <= 0):
-            raise ValueError(f"log_ratio_clamp must contain 0 (the ratio of an unchanged policy), got {value}.")
-        return (low, high)
-
     def _check_policy_class(self) -> None:
         if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, FlowPolicy)):
             raise ValueError(
@@ -357,23 +306,6 @@ class FPO(PPO):
             )
         super()._setup_model()
         self._sync_adaptive_lr()
-
-    def _check_rollout_finite(self) -> None:
-        buffer = self.rollout_buffer
-        observations = buffer.observations
-        items = observations.items() if isinstance(observations, dict) else [("", observations)]
-        for key, array in items:
-            if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-                where = f" (key {key!r})" if key else ""
-                raise ValueError(
-                    f"The rollout contains NaN or inf observations{where}. Fix the environment, or wrap it with "
-                    "stable_baselines3.common.vec_env.VecCheckNan to find the step that produces them."
-                )
-        if not np.isfinite(buffer.rewards).all():
-            raise ValueError(
-                "The rollout contains NaN or inf rewards (or a non-finite value bootstrap at a time limit). Fix the "
-                "environment, or wrap it with stable_baselines3.common.vec_env.VecCheckNan to find the step."
-            )
 
     # ------------------------------------------------------------------ FPO
 
@@ -508,7 +440,7 @@ class FPO(PPO):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
-        self._check_rollout_finite()
+        check_rollout_finite(self.rollout_buffer)
         self._store_flow_samples()
         critic_only = self.num_timesteps <= self.critic_warmup_steps
 

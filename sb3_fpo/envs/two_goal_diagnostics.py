@@ -14,15 +14,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sb3_fpo.diagnostics import _figure, _torch_seed
+from sb3_fpo.demonstrations import actor
+from sb3_fpo.diagnostics import new_figure, torch_seed
 
 
 def _actor(model: Any, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
-    if hasattr(model, "predict"):
-        return lambda obs: model.predict(obs, deterministic=deterministic)[0]
-    if callable(model):
-        return model
-    raise TypeError(f"{type(model).__name__} has no predict() method and is not callable.")
+    """``obs -> action`` of a model (its VecNormalize statistics applied, if any) or of a callable."""
+    act, normalize = actor(model, deterministic)
+    return act if normalize is None else (lambda obs: act(normalize(obs)))
 
 
 def _make_env(env: str | gym.Env) -> tuple[gym.Env, bool]:
@@ -100,7 +99,7 @@ def goal_split(
     gym_env, owned = _make_env(env)
     goals, returns, lengths = [], [], []
     try:
-        with _torch_seed(seed):
+        with torch_seed(seed):
             for i, options in enumerate(all_options):
                 _, total, length, goal = _episode(act, gym_env, options, seed if i == 0 else None, max_steps)
                 goals.append(goal)
@@ -151,7 +150,7 @@ def plot_trajectories(
     :param title: axes title
     :return: ``path``
     """
-    fig = _figure(1, size=5.0)
+    fig = new_figure(1, size=5.0)
     ax = fig.subplots()
     all_options = _episode_options(starts, n_per_start, None)
     act = _actor(model, deterministic)
@@ -166,7 +165,7 @@ def plot_trajectories(
         if goal_y is not None:
             ax.axhspan(goal_y, high, color="tab:green", alpha=0.15, label="goal +1")
             ax.axhspan(low, -goal_y, color="tab:orange", alpha=0.15, label="goal -1")
-        with _torch_seed(seed):
+        with torch_seed(seed):
             for i, options in enumerate(all_options):
                 observations, _, _, goal = _episode(act, gym_env, options, seed if i == 0 else None, max_steps)
                 xy = np.asarray(observations, dtype=np.float64).reshape(len(observations), -1)[:, :2]
