@@ -32,10 +32,10 @@ from typing import Any, Literal
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
+from sb3_fpo.checks import check_int
 from sb3_fpo.flow import IntegrationMethod, check_choice, initial_noise, integrate, integration_times
 from sb3_fpo.policies import FlowPolicy
 
@@ -82,7 +82,6 @@ class FlowActor(nn.Module):
         env observation); ``None`` if the observations reach the policy as they are
     """
 
-    time_terms: th.Tensor
     low: th.Tensor
     high: th.Tensor
     fixed_noise: th.Tensor
@@ -99,31 +98,19 @@ class FlowActor(nn.Module):
         check_choice("noise", noise, ExportNoise)
         self.policy = policy
         self.noise = noise
-        self.n_steps = flow_steps or policy.eval_flow_steps or policy.flow_steps
-        if not isinstance(self.n_steps, int) or self.n_steps < 1:
-            raise ValueError(f"flow_steps must be an integer >= 1, got {self.n_steps!r}.")
+        self.n_steps = check_int("flow_steps", flow_steps or policy.eval_flow_steps or policy.flow_steps)
         self.method: IntegrationMethod = flow_method or policy.eval_flow_method or policy.flow_method
         check_choice("flow_method", self.method, IntegrationMethod)
         self.keys = list(policy.observation_space.spaces) if isinstance(policy.observation_space, spaces.Dict) else []
         self.normalizers = nn.ModuleDict(_normalizers(policy.observation_space, vec_normalize))
-        taus = integration_times(self.n_steps, self.method)
-        self.taus = taus
-        self.register_buffer("time_terms", th.zeros(len(taus), 1))  # replaced by :meth:`refresh`
+        self.taus = integration_times(self.n_steps, self.method)
         action_space = policy.action_space
         assert isinstance(action_space, spaces.Box)
-        self.register_buffer("low", th.as_tensor(action_space.low, dtype=th.float32))
-        self.register_buffer("high", th.as_tensor(action_space.high, dtype=th.float32))
-        self.register_buffer("fixed_noise", initial_noise((1, policy.action_dim), "fixed", seed=policy.noise_seed))
-        self.refresh()
-
-    @th.no_grad()
-    def refresh(self) -> None:
-        """Recompute the time terms of the integration steps (call after the policy's weights change)."""
-        device = self.policy.device
-        taus = th.tensor(self.taus, dtype=th.float32, device=device).unsqueeze(-1)
-        self.time_terms = self.policy.velocity_net.time_term(taus).detach().clone()
-        for name in ("low", "high", "fixed_noise"):
-            setattr(self, name, getattr(self, name).to(device))
+        device = policy.device
+        self.register_buffer("low", th.as_tensor(action_space.low, dtype=th.float32, device=device))
+        self.register_buffer("high", th.as_tensor(action_space.high, dtype=th.float32, device=device))
+        fixed = initial_noise((1, policy.action_dim), "fixed", device=device, seed=policy.noise_seed)
+        self.register_buffer("fixed_noise", fixed)
 
     def forward(self, *inputs: th.Tensor) -> th.Tensor:
         policy = self.policy
@@ -131,11 +118,9 @@ class FlowActor(nn.Module):
             observation: Any = {key: self._normalize(key, obs) for key, obs in zip(self.keys, inputs)}
         else:
             observation = self._normalize(OBS_INPUT, inputs[0])
-        batch_like = inputs[0]
-        features = preprocess_obs(observation, policy.observation_space, normalize_images=policy.normalize_images)
-        latent = policy.mlp_extractor.forward_actor(policy.pi_features_extractor(features))
+        latent = policy._actor_latent(observation)  # SB3's preprocessing, the features extractor, net_arch's pi
         if self.noise == "input":
-            x0 = inputs[-1].reshape(batch_like.shape[0], policy.action_dim).to(latent.dtype)
+            x0 = inputs[-1].reshape(latent.shape[0], policy.action_dim).to(latent.dtype)
         elif self.noise == "fixed":
             x0 = self.fixed_noise.expand(latent.shape[0], -1)
         else:
@@ -143,7 +128,9 @@ class FlowActor(nn.Module):
         if policy.source_std != 1.0:
             x0 = policy.source_std * x0
         cond = policy.velocity_net.condition(latent)
-        time_term_at = dict(zip(self.taus, self.time_terms))
+        # Functions of the weights alone: the exporter folds them into constants of the graph
+        taus = th.tensor(self.taus, dtype=latent.dtype, device=latent.device).unsqueeze(-1)
+        time_term_at = dict(zip(self.taus, policy.velocity_net.time_term(taus)))
         x = integrate(lambda x, tau: policy.velocity_net(cond, x, time_term_at[tau]), x0, self.n_steps, self.method)
         if policy.squash_output:  # tanh, then SB3's unscale_action to the Box bounds
             action = self.low + 0.5 * (th.tanh(x) + 1.0) * (self.high - self.low)
