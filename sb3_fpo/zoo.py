@@ -47,11 +47,9 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
     ) from error
 
 from sb3_fpo.fpo import FPO
-from sb3_fpo.presets import HYPERPARAMS_FILE
+from sb3_fpo.presets import HYPERPARAMS_FILE  # the presets this entry point trains with
 
 ALGO = "fpo"
-#: FPO's rl-zoo3 presets. The file is ``hyperparams/fpo.yml`` at the top of the repository; ``sb3_fpo/fpo.yml``
-#: links to it so that wheels and installs carry it.
 
 SCRIPTS = ("train", "enjoy", "record_video", "plot_train", "plot_from_file", "all_plots")
 
