@@ -24,19 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch as th
+from mujoco_benchmark import git_commit
+from mujoco_benchmark import make_env as harness_env
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_fpo import FPO
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPE = dict(n_steps=256, batch_size=256, n_epochs=10)
 
 #: name -> (algorithm, keyword arguments on top of SHAPE)
@@ -55,11 +54,8 @@ CONFIGS: dict[str, tuple[type, dict[str, Any]]] = {
 
 
 def make_env(env_id: str, seed: int, backend: str) -> VecNormalize:
-    if "-" in env_id and not env_id.split("-")[-1].startswith("v"):
-        from sb3_fpo.envs.dmc import make_dmc_vec_env
-
-        return VecNormalize(make_dmc_vec_env(env_id, 8, seed, backend))  # type: ignore[arg-type]
-    return VecNormalize(make_vec_env(env_id, n_envs=8, seed=seed))
+    """8 envs of a Gymnasium id or a DM Control task (the benchmark harness's dispatch), with VecNormalize."""
+    return VecNormalize(harness_env(env_id, 8, seed, backend))
 
 
 def deterministic_and_spread(model: Any, obs: th.Tensor) -> tuple[th.Tensor, float]:
@@ -129,8 +125,7 @@ def main() -> None:
     for name, runs in results.items():
         print(f"| {name} | " + " | ".join(f"{statistics.mean(r[k] for r in runs):.3g}" for k in keys) + " |")
     if args.json:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        record = dict(settings=vars(args), shape=SHAPE, commit=commit.stdout.strip(), results=results)
+        record = dict(settings=vars(args), shape=SHAPE, commit=git_commit(), results=results)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(record, indent=1))
 

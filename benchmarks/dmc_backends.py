@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch as th
+from mujoco_benchmark import git_commit
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize
@@ -47,10 +47,10 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = git_commit()
     lines = [
         f"Command: `python benchmarks/dmc_backends.py --tasks {' '.join(args.tasks)} --timesteps {args.timesteps} "
-        f"--episodes {args.episodes} --seed {args.seed}` (commit {commit.strip()})",
+        f"--episodes {args.episodes} --seed {args.seed}` (commit {commit})",
         "",
         "| task | policy's training steps (envpool) | dm_control return | envpool return | difference / SE |",
         "|---|---|---|---|---|",
@@ -62,7 +62,7 @@ def main() -> None:
         returns = {backend: evaluate(model, env, task, backend, args.episodes) for backend in ("dm_control", "envpool")}
         a, b = (np.asarray(returns[k]) for k in ("dm_control", "envpool"))
         z = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b) + 1e-12)
-        record = dict(task=task, timesteps=args.timesteps, seed=args.seed, returns=returns, z=float(z), commit=commit.strip())
+        record = dict(task=task, timesteps=args.timesteps, seed=args.seed, returns=returns, z=float(z), commit=commit)
         (args.out / f"{task}.json").write_text(json.dumps(record, indent=1))
         lines.append(
             f"| {task} | {args.timesteps} | {a.mean():.1f} ± {a.std(ddof=1):.1f} | {b.mean():.1f} ± {b.std(ddof=1):.1f} "

@@ -22,13 +22,13 @@ import io
 import json
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch as th
+from mujoco_benchmark import git_commit
 from stable_baselines3 import PPO
 
 from sb3_fpo import FPO
@@ -98,7 +98,7 @@ def main() -> None:
     figures: dict[str, Any] = {
         "settings": vars(args),
         "machine": platform.processor() or platform.machine(),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": git_commit(),
         "versions": {"torch": th.__version__, "onnxruntime": __import__("onnxruntime").__version__},
         "ppo_predict_us_median": 1e6 * statistics.median(ppo_seconds),
         "ratio_to_ppo_predict": {name: statistics.median(values) for name, values in ratios.items()},
