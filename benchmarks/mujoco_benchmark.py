@@ -525,14 +525,7 @@ def stratified_bootstrap_ci(
 
 def normalized_scores(runs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """FPO's final deterministic return of each seed divided by the best PPO's mean final return, per task."""
-    scores = {}
-    for env_id in sorted({r["env"] for r in runs}):
-        chosen = [r for r in runs if r["env"] == env_id]
-        fpo = final(chosen, "fpo")
-        baselines = [np.mean(v) for v in (final(chosen, algo) for algo in PPO_ALGOS) if v]
-        if fpo and baselines and max(baselines) > 0:
-            scores[env_id] = np.asarray(fpo) / max(baselines)
-    return scores
+    return {env_id: fpo / ppo.mean() for env_id, (fpo, ppo) in best_ppo_pairs(runs).items()}
 
 
 def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
@@ -542,7 +535,7 @@ def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
         return ""
     tasks = list(scores.values())
     low, high = stratified_bootstrap_ci(tasks)
-    both_low, both_high = iqm_ci_resampling_both(best_ppo_pairs(runs))
+    both_low, both_high = iqm_ci_resampling_both(list(best_ppo_pairs(runs).values()))
     plot_profile(out / "performance_profile.png", tasks)
     return (
         f"IQM of FPO's best-PPO-normalised score over {len(tasks)} tasks and {sum(map(len, tasks))} runs: "
@@ -552,15 +545,15 @@ def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
     )
 
 
-def best_ppo_pairs(runs: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
+def best_ppo_pairs(runs: list[dict[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per task with FPO runs and a positive best PPO: (FPO's final returns, the best PPO's final returns)."""
-    pairs = []
+    pairs = {}
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
         best_algo = best_baseline(chosen, list(PPO_ALGOS))
         fpo = final(chosen, "fpo")
         if fpo and best_algo and np.mean(final(chosen, best_algo)) > 0:
-            pairs.append((np.asarray(fpo), np.asarray(final(chosen, best_algo))))
+            pairs[env_id] = (np.asarray(fpo), np.asarray(final(chosen, best_algo)))
     return pairs
 
 

@@ -305,4 +305,4 @@ def test_ratio_ci_and_iqm_ci_resample_both_algorithms():
         {"algo": "ppo", "env": "A-v5", "evaluations": [{"det_mean": 2.0}]},
     ]
     assert mujoco_benchmark.last_three(runs, "fpo") == [3.0]
-    assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs)] == [([4.0], [2.0])]
+    assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs).values()] == [([4.0], [2.0])]
