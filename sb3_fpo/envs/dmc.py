@@ -93,6 +93,12 @@ def _flatten(observation: dict[str, Any], keys: Sequence[str], batch: tuple[int,
     return np.concatenate(parts, axis=-1)
 
 
+def _flat_space(dict_space: Any, keys: Sequence[str]) -> spaces.Box:
+    """The unbounded float32 Box of the observation dict's ``keys`` flattened and concatenated."""
+    size = sum(math.prod(dict_space[key].shape or ()) for key in keys)
+    return spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+
 class FlatDMControl(gym.ObservationWrapper):
     """A Shimmy dm_control env with its observation dict flattened in dm_control's key order, as ``float32``."""
 
@@ -100,8 +106,7 @@ class FlatDMControl(gym.ObservationWrapper):
         super().__init__(env)
         assert isinstance(env.observation_space, spaces.Dict)
         self.keys = tuple(keys)
-        size = sum(math.prod(env.observation_space[key].shape or ()) for key in self.keys)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        self.observation_space = _flat_space(env.observation_space, self.keys)
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
         return _flatten(observation, self.keys, ())
@@ -150,9 +155,7 @@ class EnvpoolDMControl(VecEnv):
         self._pool = envpool.make_gymnasium(
             envpool_id(name), num_envs=n_envs, seed=seed, num_threads=num_threads, max_episode_steps=EPISODE_STEPS
         )
-        dict_space = self._pool.observation_space
-        size = sum(math.prod(dict_space[key].shape or ()) for key in self.keys)
-        observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        observation_space = _flat_space(self._pool.observation_space, self.keys)
         pool_actions = self._pool.action_space
         action_space = spaces.Box(pool_actions.low.astype(np.float32), pool_actions.high.astype(np.float32))
         super().__init__(n_envs, observation_space, action_space)
