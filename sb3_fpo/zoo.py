@@ -215,6 +215,33 @@ def _script(name: str) -> Callable[[], None]:
     return functions[name]
 
 
+def check_plot_input(args: Sequence[str]) -> None:
+    """
+    Before ``plot_from_file``: stop with a message when its input (``-i``, written by ``all_plots``) holds fewer than
+    two runs of an (algorithm, env). The zoo's ``all_plots`` squeezes one run's results to a scalar, and
+    ``plot_from_file`` then skips it and fails on ``min()`` of an empty sequence.
+    """
+    import pickle
+
+    import numpy as np
+
+    paths = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("-i", "--input")]
+    if not paths or not Path(paths[0]).is_file():
+        return  # the zoo's own argument error
+    with open(paths[0], "rb") as file:
+        results = pickle.load(file)
+    for env, per_algo in results.items():
+        if env == "results_table":
+            continue
+        for key, result in per_algo.items():
+            if isinstance(result, dict) and np.ndim(result.get("last_evals")) == 0:
+                raise SystemExit(
+                    f"plot_from_file needs at least two runs per algorithm and env; {paths[0]} has one of {key} on "
+                    f"{env}. Train another (e.g. `train ... --seed 1` into the same log folder) and run all_plots "
+                    "again."
+                )
+
+
 def _usage(prog: str) -> str:
     return (
         f"usage: {prog} {{{','.join(SCRIPTS)}}} [arguments of the rl-zoo3 script]\n\n"
@@ -255,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     limit_torch_threads()
 
     script = _script(args[0])
+    if args[0] == "plot_from_file":
+        check_plot_input(args[1:])
     register()
     saved_argv = sys.argv
     # The zoo's scripts parse sys.argv; their usage line shows "<prog> <script>"

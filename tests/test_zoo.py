@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -222,6 +223,21 @@ def test_plot_scripts(trained, tmp_path, monkeypatch):
     # zoo squeezes the results to a scalar, skips it and fails on min() of nothing)
     zoo.main(["plot_from_file", "-i", "results.pkl", "-o", "figure", "--format", "png", "--no-million"])
     assert (tmp_path / "results.pkl").is_file() and (tmp_path / "figure").stat().st_size > 0
+
+
+def test_plot_from_file_with_one_run_says_what_to_do(trained, tmp_path, monkeypatch):
+    pytest.importorskip("seaborn")
+    pytest.importorskip("scipy")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    one_run = tmp_path / "logs"
+    shutil.copytree(trained / "fpo" / f"{ENV}_1", one_run / "fpo" / f"{ENV}_1")
+    zoo.main(["all_plots", "-a", "fpo", "-e", ENV, "-f", str(one_run), "--no-display", "-o", "results", "-max", "5000"])
+    # The zoo squeezes one run's results to a scalar, skips it and then fails on min() of an empty sequence
+    with pytest.raises(SystemExit, match=r"at least two runs.*FPO.*Pendulum-v1.*--seed"):
+        zoo.main(["plot_from_file", "-i", "results.pkl", "-o", "figure", "--format", "png", "--no-million"])
 
 
 def test_ppo_still_works_through_the_entry(tmp_path, capsys):
