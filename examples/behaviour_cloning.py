@@ -124,7 +124,7 @@ def success_rate(policy: Any, episodes: int, seed: int, deterministic: bool) -> 
         if info.get("goal", 0) != 0:
             lengths.append(steps)
     env.close()
-    return len(lengths) / episodes, float(np.mean(lengths)) if lengths else float("nan")
+    return len(lengths) / episodes, float(np.mean(lengths)) if lengths else None  # None (JSON null): no success
 
 
 def multimodal(args: argparse.Namespace) -> None:
@@ -180,9 +180,10 @@ def multimodal(args: argparse.Namespace) -> None:
     for row in results:
         for name in ("flow", "gaussian"):
             r = row[name]
+            steps = {mode: "–" if r[mode] is None else f"{r[mode]:.1f}" for mode in ("steps_sampled", "steps_deterministic")}
             lines.append(
-                f"| {row['seed']} | {name} | {r['success_sampled']:.2f} | {r['steps_sampled']:.1f} | "
-                f"{r['success_deterministic']:.2f} | {r['steps_deterministic']:.1f} | {r['share_up']:.2f} / "
+                f"| {row['seed']} | {name} | {r['success_sampled']:.2f} | {steps['steps_sampled']} | "
+                f"{r['success_deterministic']:.2f} | {steps['steps_deterministic']} | {r['share_up']:.2f} / "
                 f"{r['share_down']:.2f} / {r['share_between']:.2f} | {r['sarle']:.2f} | {r['n_modes']} |"
             )
     (out / "multimodal.md").write_text("\n".join(lines) + "\n")

@@ -352,6 +352,8 @@ def report(args: argparse.Namespace) -> str:
 
     def cell(values: list[float], digits: int = 2) -> str:
         mean, low, high = interval(values)
+        if len(values) < 2:
+            return f"{mean:.{digits}f} (1 seed)"
         return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
     lines = [
@@ -372,9 +374,15 @@ def report(args: argparse.Namespace) -> str:
             return [r[mode][key] for r in by[algo]]
 
         point, low, high = ratio_interval(values("fpo", "success"), values("ppo", "success"))
+        if not np.isfinite(point):
+            ratio = "n/a (PPO never succeeds)"
+        elif not np.isfinite(low) or min(len(by["fpo"]), len(by["ppo"])) < 2:
+            ratio = f"{point:.2f} (no CI)"
+        else:
+            ratio = f"{point:.2f} [{low:.2f}, {high:.2f}]"
         lines.append(
             f"| {level} | {CEILING[level]:.2f} | {cell(values('fpo', 'success'))} | {cell(values('ppo', 'success'))} | "
-            f"{point:.2f} [{low:.2f}, {high:.2f}] | {cell(values('fpo', 'tracked_some_style'))} | "
+            f"{ratio} | {cell(values('fpo', 'tracked_some_style'))} | "
             f"{cell(values('ppo', 'tracked_some_style'))} | {cell(values('fpo', 'return'), 1)} | "
             f"{cell(values('ppo', 'return'), 1)} | {cell(values('fpo', 'tracking_error'))} | "
             f"{cell(values('ppo', 'tracking_error'))} | {len(by['fpo'])}/{len(by['ppo'])} |"
