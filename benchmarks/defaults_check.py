@@ -45,6 +45,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_adaptive_lr_noise_target": dict(adaptive_lr_target_kl=0.01, policy_kwargs=dict(cfm_target="noise")),
     "fpo_per_sample_ppo_clip_noise_target": dict(trust_region="ppo", policy_kwargs=dict(cfm_target="noise")),
     "fpo_gain_noise_target": dict(policy_kwargs=dict(output_scale=1.0, output_init_gain=0.01, cfm_target="noise")),
+    "fpo_fit_clipped": dict(fit_clipped_actions=True),
+    "fpo_adaptive_lr_0.02": dict(adaptive_lr_target_kl=0.02),
+    "fpo_adaptive_lr_0.005": dict(adaptive_lr_target_kl=0.005),
+    "fpo_adaptive_lr_fit_clipped": dict(adaptive_lr_target_kl=0.01, fit_clipped_actions=True),
+    "fpo_adaptive_lr_ppo_clip": dict(adaptive_lr_target_kl=0.01, trust_region="ppo"),
 }
 TASKS = ("pendulum", "arm_full")
 
@@ -59,6 +64,8 @@ def task_settings(task: str) -> tuple[str, dict[str, Any], dict[str, Any], int, 
 
 
 def run(task: str, variant: str, seed: int, out: str) -> str:
+    import time
+
     import torch as th
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -81,6 +88,7 @@ def run(task: str, variant: str, seed: int, out: str) -> str:
         env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
     model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
     record: dict[str, Any] = dict(task=task, variant=variant, seed=seed, settings=repr(kwargs), evaluations=[])
+    start = time.perf_counter()
     if task == "pendulum":
         eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed + 10_000), training=False, norm_reward=False)
         while model.num_timesteps < timesteps:
@@ -97,6 +105,9 @@ def run(task: str, variant: str, seed: int, out: str) -> str:
         result = evaluate(lambda obs, _env: model.predict(obs, deterministic=True)[0], "full", 100)
         record["evaluations"].append(dict(steps=model.num_timesteps, success=result["success"], det_mean=result["return"]))
         record["final"] = result["success"]
+    record["train_and_eval_seconds"] = round(time.perf_counter() - start, 1)
+    # the learning rate the last update used (the adaptive one where it is on)
+    record["final_learning_rate"] = float(model.policy.optimizer.param_groups[0]["lr"])
     path = Path(out, "runs", f"{task}_{variant}_seed{seed}.json")
     path.write_text(json.dumps(record, indent=1))
     return f"{path}: {record['final']:.3f}"

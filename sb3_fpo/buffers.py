@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -66,6 +66,26 @@ class _FlowSamplesMixin:
             if value.shape[:2] != expected:
                 raise ValueError(f"{name} must start with shape {expected}, got {value.shape}.")
         self.tau, self.eps, self.old_cfm = tau, eps, old_cfm
+
+    def flat_rollout(self) -> tuple[Any, np.ndarray]:
+        """
+        Time-major flat views (row ``t * n_envs + e``) of the not yet flattened observations (an array, or a dict of
+        arrays) and actions, ``n_steps * n_envs`` rows each: the order of the rows of :meth:`set_flow_samples`.
+        """
+        n_total = self.buffer_size * self.n_envs
+        observations: Any = self.observations  # type: ignore[attr-defined]
+        if isinstance(observations, dict):
+            observations = {key: value.reshape(n_total, *value.shape[2:]) for key, value in observations.items()}
+        else:
+            observations = observations.reshape(n_total, *observations.shape[2:])
+        return observations, self.actions.reshape(n_total, -1)  # type: ignore[attr-defined]
+
+    def clip_actions(self, low: np.ndarray, high: np.ndarray) -> float:
+        """Clip the stored actions in place to ``[low, high]``; return the share of action entries that were outside."""
+        actions: np.ndarray = self.actions  # type: ignore[attr-defined]
+        outside = float(((actions < low) | (actions > high)).mean())
+        np.clip(actions, low, high, out=actions)
+        return outside
 
     def _flatten_flow_samples(self) -> None:
         if self.old_cfm is None:

@@ -31,6 +31,7 @@ CfmTarget = Literal["velocity", "noise"]
 RatioMode = Literal["averaged", "per_sample"]
 TrustRegion = Literal["ppo", "spo", "aspo"]
 TauSampling = Literal["uniform", "discrete"]
+AdaptEvery = Literal["minibatch", "update"]
 IntegrationMethod = Literal["euler", "midpoint", "heun"]
 NoiseMode = Literal["zero", "random", "fixed"]
 #: Starting noises of a deterministic ``predict`` (``random`` is ``predict(deterministic=False)``)
@@ -350,3 +351,16 @@ def kl_proxy(log_ratio: th.Tensor) -> th.Tensor:
     between the old and new flow policies. It is what ``target_kl`` is compared against.
     """
     return th.mean(th.expm1(log_ratio) - log_ratio)
+
+
+def kl_adaptive_learning_rate(learning_rate: float, kl: float, target_kl: float, bounds: tuple[float, float]) -> float:
+    """
+    rsl_rl's adaptive schedule (robotics PPO, FPO++): the learning rate divided by 1.5 when ``kl`` exceeds twice
+    ``target_kl``, multiplied by 1.5 when it is below half of it, unchanged in between; kept within ``bounds``.
+    """
+    low, high = bounds
+    if kl > 2.0 * target_kl:
+        return max(learning_rate / 1.5, low)
+    if kl < 0.5 * target_kl:
+        return min(learning_rate * 1.5, high)
+    return learning_rate

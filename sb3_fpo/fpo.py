@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import pathlib
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -28,6 +28,7 @@ from sb3_fpo.checks import (
     parse_log_ratio_clamp,
 )
 from sb3_fpo.flow import (
+    AdaptEvery,
     RatioMode,
     TauSampling,
     TrustRegion,
@@ -36,26 +37,16 @@ from sb3_fpo.flow import (
     clamp_log_ratio,
     draw_pairs,
     fpo_log_ratio,
+    kl_adaptive_learning_rate,
     kl_proxy,
     surrogate_objective,
 )
+from sb3_fpo.loss_stats import LossStats, record_update
 from sb3_fpo.persistence import check_model_file, clear_load_errors, sb3_fpo_version
 from sb3_fpo.policies import CnnPolicy, FlowPolicy, MlpPolicy, MultiInputPolicy
+from sb3_fpo.pretraining import pretrain
 
 SelfFPO = TypeVar("SelfFPO", bound="FPO")
-
-
-class LossStats(NamedTuple):
-    """Statistics of FPO's loss on one minibatch (:meth:`FPO.fpo_loss`), logged by ``train()``."""
-
-    ratio_min: Any
-    ratio_mean: Any
-    ratio_max: Any
-    clip_fraction: Any  # share of ratios outside [1 - clip_range, 1 + clip_range]
-    cfm_loss: Any  # mean CFM loss under the current parameters, before the clamp
-    cfm_clamp_fraction: Any  # share of current CFM losses above cfm_loss_clamp
-    log_ratio_clamp_fraction: Any  # share of log-ratios changed by log_ratio_clamp
-    kl_proxy: Any  # mean((rho - 1) - log rho)
 
 
 class FPO(PPO):
@@ -71,10 +62,8 @@ class FPO(PPO):
     FPO paper: https://arxiv.org/abs/2507.21053 (McAllister et al., "Flow Matching Policy Gradients")
     FPO++ paper: https://arxiv.org/abs/2602.02481 (Yi, Choi et al., "Flow Policy Gradients for Robot Control")
 
-    The ``(tau, eps)`` pairs and the old CFM losses of the whole rollout are drawn and computed in one
-    batched no-grad pass at the start of :meth:`train` (nothing changes the parameters between the end of
-    the rollout and the update). A callback that edits the policy parameters in ``on_rollout_end`` breaks
-    this: the "old" losses would then come from the edited policy.
+    The pairs and the old CFM losses of the rollout are computed in one no-grad pass at the start of :meth:`train`,
+    so a callback must not edit the policy's parameters in ``on_rollout_end``.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy or a FlowPolicy subclass)
     :param env: The environment to learn from (if registered in Gym, can be str). Actions must be a ``Box``.
@@ -125,6 +114,8 @@ class FPO(PPO):
         ``learning_rate`` (at progress 1 for a schedule), replaces the schedule, and does not adapt during the critic
         warm-up. ``None`` (default): off.
     :param adaptive_lr_range: Bounds ``(low, high)`` of the adaptive learning rate
+    :param adaptive_lr_every: When the adaptive learning rate adapts: ``minibatch`` (rsl_rl, FPO++: after every
+        minibatch, on its KL proxy) or ``update`` (once per update, on the mean KL proxy of its minibatches)
     :param critic_warmup_steps: The updates made before this many environment steps train the critic only (the
         value loss alone), so that fine-tuning a behaviour-cloned policy starts from a critic fitted to it (FPO++'s
         fine-tuning recipe). The velocity network is not changed; a features extractor shared with the critic
@@ -180,6 +171,7 @@ class FPO(PPO):
         target_kl: float | None = None,
         adaptive_lr_target_kl: float | None = None,
         adaptive_lr_range: tuple[float, float] = (1e-5, 1e-2),
+        adaptive_lr_every: AdaptEvery = "minibatch",
         critic_warmup_steps: int = 0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -213,6 +205,7 @@ class FPO(PPO):
         self.fit_clipped_actions = check_flag("fit_clipped_actions", fit_clipped_actions)
         self.adaptive_lr_target_kl = adaptive_lr_target_kl
         self.adaptive_lr_range = check_adaptive_lr(adaptive_lr_target_kl, adaptive_lr_range)
+        self.adaptive_lr_every: AdaptEvery = check_choice("adaptive_lr_every", adaptive_lr_every, AdaptEvery)  # type: ignore[assignment]
         self.adaptive_lr: float | None = None  # the current adaptive learning rate, set by _setup_model
         self.critic_warmup_steps = check_int("critic_warmup_steps", critic_warmup_steps, minimum=0)
         if policy_kwargs and "use_sde" in policy_kwargs:
@@ -316,31 +309,17 @@ class FPO(PPO):
             # train() called again on the same rollout: keep its samples and old losses, as PPO keeps the
             # rollout's log-probabilities
             return
-        n_steps, n_envs = buffer.buffer_size, buffer.n_envs
-        n_total = n_steps * n_envs
-        action_dim = self.policy.action_dim
-        tau, eps = self._draw_pairs(n_total, self.n_samples)
-        # Time-major flat views of the (not yet flattened) buffer: row t * n_envs + e
-        if isinstance(buffer.observations, dict):
-            observations: Any = {k: v.reshape(n_total, *v.shape[2:]) for k, v in buffer.observations.items()}
-        else:
-            observations = buffer.observations.reshape(n_total, *buffer.observations.shape[2:])
         if self.fit_clipped_actions and not self.policy.squash_output:
             # Before the old losses, so that old and new parameters see the same (executed) actions
             space = self.action_space
             assert isinstance(space, spaces.Box)  # checked in __init__
-            low, high = (np.asarray(bound, dtype=buffer.actions.dtype).reshape(-1) for bound in (space.low, space.high))
-            outside = (buffer.actions < low) | (buffer.actions > high)
-            self.logger.record("train/clipped_action_fraction", float(outside.mean()))
-            np.clip(buffer.actions, low, high, out=buffer.actions)
-        actions = buffer.actions.reshape(n_total, action_dim)
-
+            low, high = (np.asarray(bound, buffer.actions.dtype).reshape(-1) for bound in (space.low, space.high))
+            self.logger.record("train/clipped_action_fraction", buffer.clip_actions(low, high))
+        observations, actions = buffer.flat_rollout()
+        tau, eps = self._draw_pairs(len(actions), self.n_samples)
         old_cfm = self.policy.cfm_losses_no_grad(observations, actions, tau, eps)
-
-        def unflatten(x: th.Tensor) -> np.ndarray:
-            return x.cpu().numpy().reshape(n_steps, n_envs, *x.shape[1:])
-
-        buffer.set_flow_samples(unflatten(tau), unflatten(eps), unflatten(old_cfm))
+        shape = (buffer.buffer_size, buffer.n_envs)
+        buffer.set_flow_samples(*(x.cpu().numpy().reshape(*shape, *x.shape[1:]) for x in (tau, eps, old_cfm)))
 
     def fpo_loss(
         self, rollout_data: Any, clip_range: float, clip_range_vf: float | None
@@ -414,13 +393,9 @@ class FPO(PPO):
             group["lr"] = learning_rate
 
     def _adapt_learning_rate(self, kl: float) -> None:
-        """rsl_rl's adaptive schedule on the KL proxy: /1.5 above twice the target, *1.5 below half of it, clipped."""
         assert self.adaptive_lr is not None and self.adaptive_lr_target_kl is not None
-        low, high = self.adaptive_lr_range
-        if kl > 2.0 * self.adaptive_lr_target_kl:
-            self._set_adaptive_lr(max(self.adaptive_lr / 1.5, low))
-        elif kl < 0.5 * self.adaptive_lr_target_kl:
-            self._set_adaptive_lr(min(self.adaptive_lr * 1.5, high))
+        rate = kl_adaptive_learning_rate(self.adaptive_lr, kl, self.adaptive_lr_target_kl, self.adaptive_lr_range)
+        self._set_adaptive_lr(rate)
 
     def train(self) -> None:
         """
@@ -447,8 +422,8 @@ class FPO(PPO):
         pg_losses: list[float] = []
         value_losses: list[float] = []
         approx_kl_divs: list[float] = []
-        grad_norms: list[th.Tensor] = []  # before clipping, kept on the device
-        stats: list[LossStats] = []  # per-minibatch statistics, kept on the device and read once at the end
+        grad_norms: list[th.Tensor] = []  # before clipping
+        stats: list[LossStats] = []  # per minibatch, kept on the device
 
         continue_training = True
         for epoch in range(self.n_epochs):
@@ -469,7 +444,8 @@ class FPO(PPO):
                 approx_kl_div = minibatch_stats.kl_proxy.item()
                 approx_kl_divs.append(approx_kl_div)
 
-                if self.adaptive_lr is not None and not critic_only:  # a frozen policy's KL proxy is 0
+                adapt = self.adaptive_lr is not None and not critic_only  # a frozen policy's KL proxy is 0
+                if adapt and self.adaptive_lr_every == "minibatch":
                     self._adapt_learning_rate(approx_kl_div)
 
                 if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
@@ -495,29 +471,18 @@ class FPO(PPO):
             if not continue_training:
                 break
 
+        if self.adaptive_lr is not None and not critic_only and self.adaptive_lr_every == "update":
+            self._adapt_learning_rate(th.stack([minibatch.kl_proxy for minibatch in stats]).mean().item())
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
-        stat = LossStats(*th.stack([th.stack(minibatch) for minibatch in stats]).cpu().numpy().T)  # one array per field
 
         self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
         self.logger.record("train/value_loss", np.mean(value_losses))
         self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
-        self.logger.record("train/clip_fraction", float(stat.clip_fraction.mean()))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/cfm_loss", float(stat.cfm_loss.mean()))
-        self.logger.record("train/ratio_min", float(stat.ratio_min.min()))
-        self.logger.record("train/ratio_mean", float(stat.ratio_mean.mean()))
-        self.logger.record("train/ratio_max", float(stat.ratio_max.max()))
-        if self.cfm_loss_clamp is not None:
-            self.logger.record("train/cfm_clamp_fraction", float(stat.cfm_clamp_fraction.mean()))
-        if self.log_ratio_clamp != (None, None):
-            self.logger.record("train/log_ratio_clamp_fraction", float(stat.log_ratio_clamp_fraction.mean()))
+        record_update(self.logger, stats, grad_norms, self.cfm_loss_clamp is not None, self.log_ratio_clamp != (None, None))
         if self.adaptive_lr is not None:
             self.logger.record("train/learning_rate", self.adaptive_lr)  # its value after this update
-        if grad_norms:  # the gradient's norm before max_grad_norm clips it: how hard the loss pulls, outliers included
-            norms = th.stack(grad_norms).cpu().numpy()
-            self.logger.record("train/grad_norm_mean", float(norms.mean()))
-            self.logger.record("train/grad_norm_max", float(norms.max()))
         self.logger.record("train/critic_only", float(critic_only))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
@@ -526,64 +491,8 @@ class FPO(PPO):
 
     # ------------------------------------------------------------------ behaviour cloning
 
-    def pretrain(
-        self,
-        demonstrations: Any,
-        n_epochs: int = 100,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        n_samples: int | None = None,
-        validation_fraction: float = 0.1,
-        patience: int = 10,
-        fit_critic: bool | None = None,
-        progress_bar: bool = False,
-        seed: int | None = None,
-    ) -> dict[str, list[float]]:
-        """
-        Behaviour cloning: fit the velocity network to demonstrations by conditional flow matching, the same CFM loss
-        as FPO's training (same ``n_samples`` pairs per transition, ``tau`` drawn as in training). A flow policy has no
-        likelihood to maximise; flow matching fits the demonstrated action distribution, several modes included.
-
-        Observations are normalised as the model will act: with a ``VecNormalize`` env, by its statistics, which are
-        first fitted to the demonstrations if they have seen no data yet (and left as they are otherwise). The critic
-        can be fitted to the demonstrations' discounted returns (Monte Carlo, normalised rewards with
-        ``VecNormalize(norm_reward=True)``; no bootstrap at time limits, so the last steps' targets are biased low). A
-        random ``validation_fraction`` of the transitions is held out; training
-        stops when the validation CFM loss (on fixed (tau, eps) pairs) has not improved for ``patience`` epochs, and
-        the best weights are kept. ``pretrain/train_cfm_loss``, ``pretrain/val_cfm_loss`` (and
-        ``pretrain/value_loss``) go to SB3's logger, one dump per epoch. :meth:`learn` continues from the result as
-        usual (with a fresh optimizer state: pretraining uses its own Adam), and :meth:`save` keeps it. Demonstrated
-        actions are in the env's units; a ``squash_output`` policy rescales them to ``[-1, 1]`` as its buffer holds them.
-
-        :param demonstrations: ``(observations, actions)`` arrays, ``(observations, actions, rewards[,
-            episode_starts])``, a :class:`sb3_fpo.demonstrations.Demonstrations` or a ``minari.MinariDataset``
-            (``Dict`` observation spaces: observations as a dict of arrays, one per key)
-        :param n_epochs: maximum number of passes over the training transitions
-        :param batch_size: transitions per minibatch
-        :param learning_rate: Adam's learning rate
-        :param n_samples: (tau, eps) pairs per transition (default: the model's ``n_samples``)
-        :param validation_fraction: share of transitions held out for early stopping (0: none, no early stopping)
-        :param patience: epochs without a better validation loss before stopping
-        :param fit_critic: fit the critic to the discounted returns (default: when the demonstrations have rewards)
-        :param progress_bar: show a tqdm progress bar over epochs
-        :param seed: seed of the split and of the (tau, eps) draws (default: unseeded)
-        :return: per-epoch ``train_cfm_loss``, ``val_cfm_loss`` (NaN without validation) and ``value_loss``
-        """
-        from sb3_fpo.pretraining import pretrain
-
-        return pretrain(
-            self,
-            demonstrations,
-            n_epochs=n_epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            n_samples=n_samples,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            fit_critic=fit_critic,
-            progress_bar=progress_bar,
-            seed=seed,
-        )
+    #: Behaviour cloning (:func:`sb3_fpo.pretraining.pretrain`, with this model as its first argument)
+    pretrain = pretrain
 
     def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator | None = None) -> tuple[th.Tensor, th.Tensor]:
         """

@@ -1,5 +1,5 @@
 """
-Behaviour cloning into a flow policy by conditional flow matching: the body of :meth:`sb3_fpo.FPO.pretrain`.
+Behaviour cloning into a flow policy by conditional flow matching: :func:`pretrain` is :meth:`sb3_fpo.FPO.pretrain`.
 
 The steps, each a function: :func:`prepare` (the demonstrations as the policy will see them, and the critic's
 targets), :func:`split` (training and validation transitions), :func:`fit_epoch` (one pass of minibatch updates) and
@@ -190,7 +190,38 @@ def pretrain(
     progress_bar: bool = False,
     seed: int | None = None,
 ) -> dict[str, list[float]]:
-    """:meth:`sb3_fpo.FPO.pretrain`, which documents the arguments."""
+    """
+    ``model.pretrain(demonstrations, ...)``. Behaviour cloning: fit the velocity network to demonstrations by
+    conditional flow matching, the same CFM loss as FPO's training (same ``n_samples`` pairs per transition, ``tau``
+    drawn as in training). A flow policy has no likelihood to maximise; flow matching fits the demonstrated action
+    distribution, several modes included.
+
+    Observations are normalised as the model will act: with a ``VecNormalize`` env, by its statistics, which are first
+    fitted to the demonstrations if they have seen no data yet (and left as they are otherwise). The critic can be
+    fitted to the demonstrations' discounted returns (Monte Carlo, normalised rewards with
+    ``VecNormalize(norm_reward=True)``; no bootstrap at time limits, so the last steps' targets are biased low). A
+    random ``validation_fraction`` of the transitions is held out; training stops when the validation CFM loss (on fixed
+    (tau, eps) pairs) has not improved for ``patience`` epochs, and the best weights are kept.
+    ``pretrain/train_cfm_loss``, ``pretrain/val_cfm_loss`` (and ``pretrain/value_loss``) go to SB3's logger, one dump
+    per epoch. :meth:`~sb3_fpo.FPO.learn` continues from the result as usual (with a fresh optimizer state: pretraining
+    uses its own Adam), and :meth:`~sb3_fpo.FPO.save` keeps it. Demonstrated actions are in the env's units; a
+    ``squash_output`` policy rescales them to ``[-1, 1]`` as its buffer holds them.
+
+    :param model: the FPO model to pretrain (``self`` when called as ``model.pretrain``)
+    :param demonstrations: ``(observations, actions)`` arrays, ``(observations, actions, rewards[,
+        episode_starts])``, a :class:`sb3_fpo.demonstrations.Demonstrations` or a ``minari.MinariDataset``
+        (``Dict`` observation spaces: observations as a dict of arrays, one per key)
+    :param n_epochs: maximum number of passes over the training transitions
+    :param batch_size: transitions per minibatch
+    :param learning_rate: Adam's learning rate
+    :param n_samples: (tau, eps) pairs per transition (default: the model's ``n_samples``)
+    :param validation_fraction: share of transitions held out for early stopping (0: none, no early stopping)
+    :param patience: epochs without a better validation loss before stopping
+    :param fit_critic: fit the critic to the discounted returns (default: when the demonstrations have rewards)
+    :param progress_bar: show a tqdm progress bar over epochs
+    :param seed: seed of the split and of the (tau, eps) draws (default: unseeded)
+    :return: per-epoch ``train_cfm_loss``, ``val_cfm_loss`` (NaN without validation) and ``value_loss``
+    """
     from stable_baselines3.common.utils import configure_logger
 
     n_samples = n_samples or model.n_samples

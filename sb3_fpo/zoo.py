@@ -234,7 +234,7 @@ def check_plot_input(args: Sequence[str]) -> None:
         if env == "results_table":
             continue
         for key, result in per_algo.items():
-            if isinstance(result, dict) and np.ndim(result.get("last_evals")) == 0:
+            if isinstance(result, dict) and "last_evals" in result and np.ndim(result["last_evals"]) == 0:
                 raise SystemExit(
                     f"plot_from_file needs at least two runs per algorithm and env; {paths[0]} has one of {key} on "
                     f"{env}. Train another (e.g. `train ... --seed 1` into the same log folder) and run all_plots "

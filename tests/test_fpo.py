@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +17,7 @@ from stable_baselines3.common.logger import configure
 import sb3_fpo.fpo as fpo_module
 from sb3_fpo import FPO, FlowPolicy
 from sb3_fpo.buffers import FlowRolloutBuffer
+from sb3_fpo.flow import kl_adaptive_learning_rate
 
 MODES = [(r, t) for r in ("averaged", "per_sample") for t in ("ppo", "spo", "aspo")]
 
@@ -454,6 +456,29 @@ def test_adaptive_learning_rate_waits_for_the_critic_warmup():
     assert 1e-4 < model.adaptive_lr <= 1e-4 * 1.5 ** (SMALL["n_epochs"] * n_steps // SMALL["batch_size"])
 
 
+def test_adaptive_learning_rate_once_per_update(monkeypatch):
+    # adaptive_lr_every="update": one adaptation per update, on the mean KL proxy of its minibatches
+    kls = []
+    original = FPO.fpo_loss
+
+    def recording_loss(self, *args):
+        out = original(self, *args)
+        kls.append(out[3].kl_proxy.item())
+        return out
+
+    monkeypatch.setattr(FPO, "fpo_loss", recording_loss)
+    model = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_every="update")
+    model.learn(2 * SMALL["n_steps"])  # two updates of 2 epochs x 2 minibatches
+    assert len(kls) == 8
+    expected = 1e-3
+    for update in (kls[:4], kls[4:]):
+        expected = kl_adaptive_learning_rate(expected, float(np.mean(update)), 0.01, model.adaptive_lr_range)
+    assert model.adaptive_lr == pytest.approx(expected) and expected != 1e-3
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="adaptive_lr_every"):
+        small_fpo(adaptive_lr_target_kl=0.01, adaptive_lr_every="epoch")
+
+
 def test_adaptive_learning_rate_off_after_loading_with_no_target(tmp_path):
     trained = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01)
     trained.learn(SMALL["n_steps"])
@@ -466,17 +491,11 @@ def test_adaptive_learning_rate_off_after_loading_with_no_target(tmp_path):
 def test_kl_adaptive_learning_rate(tmp_path):
     model = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-4, 2e-3))
     assert model.adaptive_lr == 1e-3
-    model._adapt_learning_rate(0.05)  # above twice the target: / 1.5
-    assert model.adaptive_lr == pytest.approx(1e-3 / 1.5)
-    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 1.5)
-    model._adapt_learning_rate(0.01)  # within [target / 2, 2 target]: unchanged
-    assert model.adaptive_lr == pytest.approx(1e-3 / 1.5)
-    for _ in range(5):
-        model._adapt_learning_rate(0.001)  # below half the target: * 1.5, up to the upper bound
-    assert model.adaptive_lr == pytest.approx(2e-3)
-    for _ in range(20):
-        model._adapt_learning_rate(1.0)
-    assert model.adaptive_lr == pytest.approx(1e-4)
+    rate = partial(kl_adaptive_learning_rate, target_kl=0.01, bounds=(1e-4, 2e-3))
+    assert rate(1e-3, 0.05) == pytest.approx(1e-3 / 1.5)  # above twice the target: / 1.5
+    assert rate(1e-3, 0.02) == rate(1e-3, 0.005) == 1e-3  # within [target / 2, 2 target]: unchanged
+    assert rate(1e-3, 0.001) == pytest.approx(1.5e-3)  # below half the target: * 1.5
+    assert rate(1.5e-3, 0.001) == 2e-3 and rate(1.2e-4, 1.0) == 1e-4  # within the bounds
 
     # In training: the KL proxy is ~0 on the first minibatch of each update, so the rate rises from 1e-3
     trained = small_fpo(learning_rate=1e-3, adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-4, 2e-3))
