@@ -46,6 +46,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_per_sample_ppo_clip_noise_target": dict(trust_region="ppo", policy_kwargs=dict(cfm_target="noise")),
     "fpo_gain_noise_target": dict(policy_kwargs=dict(output_scale=1.0, output_init_gain=0.01, cfm_target="noise")),
     "fpo_fit_clipped": dict(fit_clipped_actions=True),
+    # the adaptive rate, adapted once per update instead of after every minibatch
+    "fpo_adaptive_lr_update": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update"),
     "fpo_adaptive_lr_0.02": dict(adaptive_lr_target_kl=0.02),
     "fpo_adaptive_lr_0.005": dict(adaptive_lr_target_kl=0.005),
     "fpo_adaptive_lr_fit_clipped": dict(adaptive_lr_target_kl=0.01, fit_clipped_actions=True),
