@@ -269,10 +269,13 @@ def finetune(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         if any(row["seed"] == seed for row in results):
             continue
-        expert_return, demos = expert_demonstrations(args, seed)
         env = VecNormalize(make_vec_env(args.env, n_envs=preset.n_envs, seed=seed), **(preset.normalize or {}))
         student = FPO(preset.policy, env, seed=seed, device="cpu", **preset.kwargs)
-        history = student.pretrain(demos, n_epochs=args.epochs, seed=seed)
+        if args.from_scratch:  # the same settings without the expert and the clone
+            expert_return, demos, history = None, [], {"train_cfm_loss": []}
+        else:
+            expert_return, demos = expert_demonstrations(args, seed)
+            history = student.pretrain(demos, n_epochs=args.epochs, seed=seed)
 
         curve = [evaluation_point(student, env, args, seed)]
         while student.num_timesteps < args.timesteps:
@@ -288,13 +291,23 @@ def finetune(args: argparse.Namespace) -> None:
         )
         results.append(row)
         print(json.dumps(row), flush=True)
-        record = dict(command=" ".join(["python", *sys.argv]), overrides=overrides, runs=results)
+        record = dict(
+            command=" ".join(["python", *sys.argv]),
+            overrides=overrides,
+            from_scratch=args.from_scratch,
+            expert_timesteps=0 if args.from_scratch else args.expert_timesteps,
+            runs=results,
+        )
         result_file.write_text(json.dumps(record, indent=1))
 
 
 def finetune_report(args: argparse.Namespace) -> None:
-    """Table (``finetune.md``) and curves (``finetune.png``) of every ``finetune_<tag>.json`` in ``--out``, with FPO
-    from scratch (the benchmark's runs of the env's ``hyperparams/fpo.yml`` preset) for comparison."""
+    """
+    Table (``finetune.md``) and curves (``finetune.png``) of every ``finetune_<tag>.json`` in ``--out``. FPO from
+    scratch is a ``--from-scratch`` variant when one was run (the fine-tuning settings from a fresh policy), else the
+    benchmark's runs of the env's ``hyperparams/fpo.yml`` preset. The steps from scratch to the fine-tuned return are
+    compared with the fine-tuning steps after the clone and with all environment steps, the expert's included.
+    """
     import csv
 
     import matplotlib
@@ -303,41 +316,60 @@ def finetune_report(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     out = Path(args.out)
-    variants = {
+    records = {
         path.stem.removeprefix("finetune_"): json.loads(path.read_text()) for path in sorted(out.glob("finetune_*.json"))
     }
-    benchmark = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mujoco" / "evaluations.csv"
-    scratch: dict[int, dict[int, float]] = {}
-    with benchmark.open() as handle:
-        for row in csv.DictReader(handle):
-            if row["algo"] == "fpo" and row["env"] == args.env:
-                scratch.setdefault(int(row["steps"]), {})[int(row["seed"])] = float(row["det_mean"])
-    scratch_steps = sorted(steps for steps, seeds in scratch.items() if len(seeds) == len(next(iter(scratch.values()))))
-    scratch_mean = np.array([np.mean(list(scratch[steps].values())) for steps in scratch_steps])
+    variants = {tag: record for tag, record in records.items() if not record.get("from_scratch")}
+    scratch_tags = [tag for tag, record in records.items() if record.get("from_scratch")]
+    if scratch_tags:
+        runs = records[scratch_tags[0]]["runs"]
+        scratch_steps = [point["steps"] for point in runs[0]["curve"]]
+        scratch_mean = np.mean([[point["det"] for point in run["curve"]] for run in runs], axis=0)
+        scratch_label = f"FPO from scratch, fine-tuning settings (`{scratch_tags[0]}`, {len(runs)} seeds)"
+    else:
+        benchmark = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mujoco" / "evaluations.csv"
+        scratch: dict[int, dict[int, float]] = {}
+        with benchmark.open() as handle:
+            for row in csv.DictReader(handle):
+                if row["algo"] == "fpo" and row["env"] == args.env:
+                    scratch.setdefault(int(row["steps"]), {})[int(row["seed"])] = float(row["det_mean"])
+        n_seeds = len(next(iter(scratch.values())))
+        scratch_steps = sorted(steps for steps, seeds in scratch.items() if len(seeds) == n_seeds)
+        scratch_mean = np.array([np.mean(list(scratch[steps].values())) for steps in scratch_steps])
+        scratch_label = "FPO from scratch, the env's fpo.yml preset (benchmarks/results/mujoco)"
 
     def second_half_mean(curve: list[dict[str, Any]]) -> float:
         """Mean deterministic return of the evaluations in the second half of fine-tuning (steps >= half the last)."""
         return float(np.mean([point["det"] for point in curve if point["steps"] >= curve[-1]["steps"] / 2]))
 
-    def steps_to_reach(level: float) -> str:
+    def steps_to_reach(level: float, finetune_steps: int, expert_steps: int) -> str:
+        """From scratch's first evaluation at ``level``, and its ratio to the fine-tuning steps without / with the
+        expert's."""
         reached = [steps for steps, value in zip(scratch_steps, scratch_mean) if value >= level]
-        return f"{reached[0] // 1000}k" if reached else f"> {scratch_steps[-1] // 1000}k"
+        if not reached:
+            return f"> {scratch_steps[-1] // 1000}k | | "
+        return (
+            f"{reached[0] // 1000}k | {reached[0] / finetune_steps:.2f} | {reached[0] / (finetune_steps + expert_steps):.2f}"
+        )
 
     lines = [
         f"FPO fine-tuning after behaviour cloning on {args.env}: deterministic return (zero-sampling), "
-        f"{args.eval_episodes} episodes per evaluation. From scratch: FPO with the env's `hyperparams/fpo.yml` "
-        f"preset, mean of the seeds in `benchmarks/results/mujoco/evaluations.csv` (evaluated every ~51k steps).",
+        f"{args.eval_episodes} episodes per evaluation. From scratch: {scratch_label}, mean over seeds. The last two "
+        "columns divide the steps from scratch by the fine-tuning steps after the clone, and by all environment steps "
+        "(the expert's training included; its 50 recorded episodes are not counted).",
         "",
         "| variant | seed | expert | BC (÷ expert) | after fine-tuning (÷ BC) | lowest during fine-tuning (÷ BC) "
-        "| mean of the second half's evaluations (÷ BC) | from scratch reaches the fine-tuned return at |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mean of the second half's evaluations (÷ BC) | from scratch reaches the fine-tuned return at "
+        "| ÷ fine-tuning steps | ÷ all steps incl. the expert's |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     figure, axes = plt.subplots(figsize=(8, 5))
-    axes.plot(scratch_steps, scratch_mean, color="grey", label="FPO from scratch (preset, mean)")
+    axes.plot(scratch_steps, scratch_mean, color="grey", label=scratch_label.replace("`", ""))
     expert_drawn = False
     for index, (tag, record) in enumerate(variants.items()):
         color = f"C{index % 10}"
         runs = record["runs"]
+        expert_steps = record.get("expert_timesteps", args.expert_timesteps)
         for run in runs:
             curve = run["curve"]
             final, lowest = curve[-1]["det"], min(point["det"] for point in curve[1:])
@@ -345,7 +377,8 @@ def finetune_report(args: argparse.Namespace) -> None:
             bc, expert = run["bc_return"], run["expert_return"]
             lines.append(
                 f"| {tag} | {run['seed']} | {expert:.0f} | {bc:.0f} ({bc / expert:.2f}) | {final:.0f} ({final / bc:.2f}) | "
-                f"{lowest:.0f} ({lowest / bc:.2f}) | {late:.0f} ({late / bc:.2f}) | {steps_to_reach(final)} |"
+                f"{lowest:.0f} ({lowest / bc:.2f}) | {late:.0f} ({late / bc:.2f}) | "
+                f"{steps_to_reach(final, curve[-1]['steps'], expert_steps)} |"
             )
             axes.plot([p["steps"] for p in curve], [p["det"] for p in curve], color=color, alpha=0.3, linewidth=1)
         if len(runs) > 1:
@@ -364,11 +397,11 @@ def finetune_report(args: argparse.Namespace) -> None:
             lines.append(
                 f"| {tag} | mean | {expert_mean:.0f} | {bc_mean:.0f} ({bc_mean / expert_mean:.2f}) | {final_mean:.0f} "
                 f"({final_mean / bc_mean:.2f}) | {lowest_mean:.0f} ({lowest_mean / bc_mean:.2f}) | {late_mean:.0f} "
-                f"({late_mean / bc_mean:.2f}) | {steps_to_reach(final_mean)} |"
+                f"({late_mean / bc_mean:.2f}) | {steps_to_reach(final_mean, steps[-1], expert_steps)} |"
             )
         else:
             axes.plot([], [], color=color, alpha=0.3, label=f"BC + fine-tuning: {tag}")
-    lines += ["", "Commands:", ""] + [f"- {tag}: `{record['command']}`" for tag, record in variants.items()]
+    lines += ["", "Commands:", ""] + [f"- {tag}: `{record['command']}`" for tag, record in records.items()]
     axes.set_xlim(0, 600_000)
     axes.set_xlabel("environment steps (fine-tuning: after behaviour cloning)")
     axes.set_ylabel("deterministic return")
@@ -398,6 +431,11 @@ def main() -> None:
         "--sampled-demonstrations",
         action="store_true",
         help="record the expert's sampled actions (its Gaussian exploration) instead of its mean actions",
+    )
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="train with the fine-tuning settings from a fresh policy (no expert, no cloning), for comparison",
     )
     parser.add_argument("--tag", default="preset", help="name of the fine-tuning variant (finetune_<tag>.json)")
     parser.add_argument("--out", default=str(OUT))
