@@ -49,7 +49,13 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_inherit_docstrings = True
 autoclass_content = "class"
-nitpicky = False
+# Every cross-reference must resolve (-n with -W in CI), except types of other packages: without intersphinx there is
+# no inventory to resolve them against. Type variables and aliases of signatures are not documented objects.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(torch|numpy|gymnasium|stable_baselines3|collections|pathlib|io|optuna)(\..*)?"),
+    (r"py:class", r"(sb3_fpo\.fpo\.)?SelfFPO|MaybeCallback"),
+]
 
 # -- Options for HTML output -------------------------------------------------
 

@@ -113,6 +113,7 @@ class FlowActor(nn.Module):
         self.register_buffer("fixed_noise", fixed)
 
     def forward(self, *inputs: th.Tensor) -> th.Tensor:
+        """The action for the observation(s) (one tensor per ``Dict`` key, in the policy's order), then the noise (``noise="input"``)."""
         policy = self.policy
         if self.keys:
             observation: Any = {key: self._normalize(key, obs) for key, obs in zip(self.keys, inputs)}

@@ -283,7 +283,7 @@ class ArmTrackingEnv(MujocoEnv, EzPickle):
 
     @property
     def style(self) -> int:
-        """The hidden style of the current episode (index into :data:`STYLES`)."""
+        """The hidden style of the current episode (index into ``STYLES``)."""
         return self._style
 
     @property
@@ -482,7 +482,7 @@ def ambiguous_observation(conditioning: str = "minimal", seed: int = 0, **env_kw
 def ambiguous_actions(seed: int = 0, lead: int = 1, **env_kwargs: Any) -> np.ndarray:
     """
     The four right answers at :func:`ambiguous_observation`'s state: each style's :meth:`ArmTrackingEnv.reference_action`,
-    shape ``(4, 3)``, rows in :data:`STYLES` order.
+    shape ``(4, 3)``, rows in ``STYLES`` order.
 
     :param seed: the reset seed
     :param lead: reference steps ahead commanded by the actions

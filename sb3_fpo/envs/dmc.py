@@ -109,6 +109,7 @@ class FlatDMControl(gym.ObservationWrapper):
         self.observation_space = _flat_space(env.observation_space, self.keys)
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
+        """dm_control's observation dict as one float32 vector, its keys in dm_control's order."""
         return _flatten(observation, self.keys, ())
 
 
