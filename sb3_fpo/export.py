@@ -113,7 +113,10 @@ class FlowActor(nn.Module):
         self.register_buffer("fixed_noise", fixed)
 
     def forward(self, *inputs: th.Tensor) -> th.Tensor:
-        """The action for the observation(s) (one tensor per ``Dict`` key, in the policy's order), then the noise (``noise="input"``)."""
+        """
+        The action for the observation(s), one tensor per ``Dict`` key in the policy's order, followed by the starting
+        noise with ``noise="input"``.
+        """
         policy = self.policy
         if self.keys:
             observation: Any = {key: self._normalize(key, obs) for key, obs in zip(self.keys, inputs)}

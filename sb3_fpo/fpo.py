@@ -331,7 +331,8 @@ class FPO(PPO):
         the ratio ``exp(L_old - L_new)`` (averaged or per sample, with the log-ratio clamp), the trust region, and
         PPO's value loss.
 
-        :return: the total loss, the policy loss, the value loss, and the minibatch's :class:`~sb3_fpo.loss_stats.LossStats` (detached)
+        :return: the total loss, the policy loss, the value loss, and the minibatch's
+            :class:`~sb3_fpo.loss_stats.LossStats` (detached)
         """
         values, neg_cfm, _ = self.policy.evaluate_actions(
             rollout_data.observations, rollout_data.actions, rollout_data.tau, rollout_data.eps
