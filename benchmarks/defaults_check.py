@@ -48,6 +48,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_fit_clipped": dict(fit_clipped_actions=True),
     # the adaptive rate, adapted once per update instead of after every minibatch
     "fpo_adaptive_lr_update": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update"),
+    # a wider trust region: SPO's penalty |A| (rho - 1)^2 / (2 eps) halves at eps 0.4
+    "fpo_clip_0.4": dict(clip_range=0.4),
+    "fpo_adaptive_lr_vnet64": dict(adaptive_lr_target_kl=0.01, policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    "fpo_vnet64": dict(policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    "fpo_vnet64_averaged_ppo_clip": dict(
+        ratio_mode="averaged", trust_region="ppo", policy_kwargs=dict(velocity_net_arch=[64, 64])
+    ),
+    "fpo_vnet64_per_sample_ppo_clip": dict(trust_region="ppo", policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    "fpo_vnet64_adaptive_lr_update_0.005": dict(
+        adaptive_lr_target_kl=0.005, adaptive_lr_every="update", policy_kwargs=dict(velocity_net_arch=[64, 64])
+    ),
+    "fpo_vnet64_adaptive_lr_0.005": dict(adaptive_lr_target_kl=0.005, policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    "fpo_adaptive_lr_update_vnet64": dict(
+        adaptive_lr_target_kl=0.01, adaptive_lr_every="update", policy_kwargs=dict(velocity_net_arch=[64, 64])
+    ),
     "fpo_adaptive_lr_0.02": dict(adaptive_lr_target_kl=0.02),
     "fpo_adaptive_lr_0.005": dict(adaptive_lr_target_kl=0.005),
     "fpo_adaptive_lr_fit_clipped": dict(adaptive_lr_target_kl=0.01, fit_clipped_actions=True),

@@ -43,6 +43,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr1e-4": dict(learning_rate=1e-4),
     "N32": dict(n_samples=32),
     "noise_target": dict(policy_kwargs=dict(cfm_target="noise")),
+    # the KL-adaptive learning rate adapted once per update, with the library's CFM-loss clamp
+    "adaptive_lr_update": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update", cfm_loss_clamp=20.0),
+    # the library defaults' CFM-loss clamp with a 2 x 64 velocity network
+    "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
 }
 
 
