@@ -47,6 +47,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "adaptive_lr_update": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update", cfm_loss_clamp=20.0),
     # the library defaults' CFM-loss clamp with a 2 x 64 velocity network
     "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    "vnet64_adaptive_lr_update_0.005": dict(
+        cfm_loss_clamp=20.0,
+        adaptive_lr_target_kl=0.005,
+        adaptive_lr_every="update",
+        policy_kwargs=dict(velocity_net_arch=[64, 64]),
+    ),
 }
 
 

@@ -52,6 +52,12 @@ def select_rows(observations: Any, rows: Any) -> Any:
     return observations[rows]
 
 
+#: Default hidden sizes of the velocity MLP (SB3 PPO's actor size)
+VELOCITY_NET_ARCH = (64, 64)
+#: The default of the models saved before ``VELOCITY_NET_ARCH`` (the FPO paper's), applied when such a model is loaded
+LEGACY_VELOCITY_NET_ARCH = (32, 32, 32, 32)
+
+
 class VelocityNet(nn.Module):
     """
     MLP ``v(latent, x_tau, emb(tau))`` that predicts the flow velocity.
@@ -229,7 +235,8 @@ class FlowPolicy(ActorCriticPolicy):
         (default for Adam: ``dict(eps=1e-5, fused=True)``, SB3's epsilon with torch's fused Adam)
     :param use_sde: gSDE is not supported (a ``ValueError``); ``log_std_init``, ``full_std`` and ``use_expln``, the
         options of SB3's Gaussian, raise too (the flow's spread is set by ``source_std``)
-    :param velocity_net_arch: Hidden sizes of the velocity MLP (FPO paper: ``[32, 32, 32, 32]``)
+    :param velocity_net_arch: Hidden sizes of the velocity MLP (default ``[64, 64]``, the size of SB3 PPO's actor; FPO
+        paper: ``[32, 32, 32, 32]``)
     :param velocity_activation_fn: Activation of the velocity MLP (FPO paper: SiLU)
     :param time_embed_dim: Size of the sinusoidal flow-time embedding (FPO paper: 8)
     :param output_scale: Constant multiplying the velocity network output (FPO paper: 0.25)
@@ -317,7 +324,7 @@ class FlowPolicy(ActorCriticPolicy):
                 f"squash_output=True maps tanh's [-1, 1] onto the action bounds, which must be finite: got low "
                 f"{action_space.low}, high {action_space.high}."
             )
-        velocity_net_arch = [32, 32, 32, 32] if velocity_net_arch is None else list(velocity_net_arch)
+        velocity_net_arch = list(VELOCITY_NET_ARCH if velocity_net_arch is None else velocity_net_arch)
         if len(velocity_net_arch) == 0 or min(velocity_net_arch) < 1:
             raise ValueError(f"velocity_net_arch must list at least one positive layer size, got {velocity_net_arch}.")
         if time_embed_dim < 2 or time_embed_dim % 2:

@@ -513,3 +513,30 @@ def test_kl_adaptive_learning_rate(tmp_path):
     for bad in (dict(adaptive_lr_target_kl=0.0), dict(adaptive_lr_target_kl=0.01, adaptive_lr_range=(1e-3, 1e-4))):
         with pytest.raises(ValueError, match="adaptive_lr"):
             small_fpo(**bad)
+
+
+def test_the_velocity_net_default_is_saved_and_older_saves_keep_theirs(tmp_path):
+    import json
+    import zipfile
+
+    model = FPO("MlpPolicy", TargetEnv(), n_steps=32, batch_size=16, seed=0)
+    assert model.policy.velocity_net_arch == [64, 64] and model.policy_kwargs["velocity_net_arch"] == [64, 64]
+    user_kwargs = dict(flow_steps=3)
+    FPO("MlpPolicy", TargetEnv(), n_steps=32, policy_kwargs=user_kwargs)
+    assert user_kwargs == dict(flow_steps=3)  # the user's dict is not changed
+
+    # A file saved before the default was recorded: its policy_kwargs lack velocity_net_arch
+    old = FPO("MlpPolicy", TargetEnv(), n_steps=32, seed=0, policy_kwargs=dict(velocity_net_arch=[32, 32, 32, 32]))
+    old.save(tmp_path / "old.zip")
+    with zipfile.ZipFile(tmp_path / "old.zip") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(entries["data"])
+    del data["policy_kwargs"]["velocity_net_arch"]
+    entries["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(tmp_path / "old.zip", "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    loaded = FPO.load(tmp_path / "old.zip", device="cpu")
+    assert loaded.policy.velocity_net_arch == [32, 32, 32, 32]
+    obs = np.stack([TargetEnv().observation_space.sample() for _ in range(5)])
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], old.predict(obs, deterministic=True)[0])
