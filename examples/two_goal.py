@@ -45,6 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "noise_target": dict(policy_kwargs=dict(cfm_target="noise")),
     # the KL-adaptive learning rate adapted once per update, with the library's CFM-loss clamp
     "adaptive_lr_update": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update", cfm_loss_clamp=20.0),
+    # the library defaults before the 2 x 64 velocity network (the preset's 4 x 32 with the CFM-loss clamp 20)
+    "clamp20": dict(cfm_loss_clamp=20.0),
     # the library defaults' CFM-loss clamp with a 2 x 64 velocity network
     "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
     "vnet64_adaptive_lr_update_0.005": dict(
