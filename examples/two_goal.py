@@ -49,6 +49,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "clamp20": dict(cfm_loss_clamp=20.0),
     # the library defaults' CFM-loss clamp with a 2 x 64 velocity network
     "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    # the same with the CFM-loss clamp off, as the preset (and the TwoGoal study) has it
+    "vnet64_no_clamp": dict(policy_kwargs=dict(velocity_net_arch=[64, 64])),
     "vnet64_adaptive_lr_update_0.005": dict(
         cfm_loss_clamp=20.0,
         adaptive_lr_target_kl=0.005,
