@@ -430,6 +430,7 @@ class FPO(PPO):
         check_rollout_finite(self.rollout_buffer)
         self._store_flow_samples()
         critic_only = self.num_timesteps <= self.critic_warmup_steps
+        adapt = self.adaptive_lr is not None and not critic_only  # a frozen policy's KL proxy is 0
 
         pg_losses: list[float] = []
         value_losses: list[float] = []
@@ -456,7 +457,6 @@ class FPO(PPO):
                 approx_kl_div = minibatch_stats.kl_proxy.item()
                 approx_kl_divs.append(approx_kl_div)
 
-                adapt = self.adaptive_lr is not None and not critic_only  # a frozen policy's KL proxy is 0
                 if adapt and self.adaptive_lr_every == "minibatch":
                     self._adapt_learning_rate(approx_kl_div)
 
@@ -483,8 +483,6 @@ class FPO(PPO):
             if not continue_training:
                 break
 
-        if self.adaptive_lr is not None and not critic_only and self.adaptive_lr_every == "update":
-            self._adapt_learning_rate(th.stack([minibatch.kl_proxy for minibatch in stats]).mean().item())
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
 
         self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
@@ -492,7 +490,11 @@ class FPO(PPO):
         self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
-        record_update(self.logger, stats, grad_norms, self.cfm_loss_clamp is not None, self.log_ratio_clamp != (None, None))
+        stat = record_update(
+            self.logger, stats, grad_norms, self.cfm_loss_clamp is not None, self.log_ratio_clamp != (None, None)
+        )
+        if adapt and self.adaptive_lr_every == "update":
+            self._adapt_learning_rate(float(stat.kl_proxy.mean()))
         if self.adaptive_lr is not None:
             self.logger.record("train/learning_rate", self.adaptive_lr)  # its value after this update
         self.logger.record("train/critic_only", float(critic_only))

@@ -23,11 +23,13 @@ class LossStats(NamedTuple):
 
 def record_update(
     logger: Logger, stats: list[LossStats], grad_norms: list[th.Tensor], cfm_clamp: bool, log_ratio_clamp: bool
-) -> None:
+) -> LossStats:
     """
     Log an update's minibatch statistics (kept on the device until now, read in one transfer): the means, the
     ratio's extremes, the clamps' shares when a clamp is set, and the gradient's norm before ``max_grad_norm`` clips
     it (mean and max: how hard the loss pulls, outliers included).
+
+    :return: the statistics as one numpy array per field, one entry per minibatch
     """
     stat = LossStats(*th.stack([th.stack(minibatch) for minibatch in stats]).cpu().numpy().T)  # one array per field
     logger.record("train/clip_fraction", float(stat.clip_fraction.mean()))
@@ -43,3 +45,4 @@ def record_update(
         norms = th.stack(grad_norms).cpu().numpy()
         logger.record("train/grad_norm_mean", float(norms.mean()))
         logger.record("train/grad_norm_max", float(norms.max()))
+    return stat
