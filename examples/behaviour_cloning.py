@@ -272,10 +272,10 @@ def finetune(args: argparse.Namespace) -> None:
         env = VecNormalize(make_vec_env(args.env, n_envs=preset.n_envs, seed=seed), **(preset.normalize or {}))
         student = FPO(preset.policy, env, seed=seed, device="cpu", **preset.kwargs)
         if args.from_scratch:  # the same settings without the expert and the clone
-            expert_return, demos, history = None, [], {"train_cfm_loss": []}
+            expert_return, demos, pretrain_epochs = None, [], 0
         else:
             expert_return, demos = expert_demonstrations(args, seed)
-            history = student.pretrain(demos, n_epochs=args.epochs, seed=seed)
+            pretrain_epochs = len(student.pretrain(demos, n_epochs=args.epochs, seed=seed)["train_cfm_loss"])
 
         curve = [evaluation_point(student, env, args, seed)]
         while student.num_timesteps < args.timesteps:
@@ -285,7 +285,7 @@ def finetune(args: argparse.Namespace) -> None:
             seed=seed,
             expert_return=expert_return,
             demonstrations=len(demos),
-            pretrain_epochs=len(history["train_cfm_loss"]),
+            pretrain_epochs=pretrain_epochs,
             bc_return=curve[0]["det"],
             curve=curve,
         )
