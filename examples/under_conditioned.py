@@ -68,6 +68,11 @@ PPO_SWEEP: dict[str, dict[str, Any]] = {
     "ppo_ent0.01": dict(ent_coef=0.01),
 }
 SWEEP_LEVEL = "minimal"
+#: FPO's settings in the study (``--fpo``)
+FPO_VARIANTS = {
+    "fpo": "the ArmTracking-v0 preset of hyperparams/fpo.yml",
+    "fpo_defaults": "the library defaults at the study's rollout and update shape",
+}
 #: FPO variants tried after the study at ``minimal`` (name -> overrides of the FPO preset): levers, not the result
 FPO_LEVERS: dict[str, dict[str, Any]] = {
     "fpo_averaged_ppo": dict(ratio_mode="averaged", trust_region="ppo"),  # FPO's own ratio and PPO's clip
@@ -140,12 +145,15 @@ def evaluate(predict: Any, conditioning: str, episodes: int) -> dict[str, Any]:
 
 
 def algorithm_settings(variant: str) -> tuple[Any, dict[str, Any], int]:
-    """The class, keyword arguments and number of envs of ``fpo`` (its preset) or a PPO sweep variant."""
+    """The class, keyword arguments and number of envs of ``fpo`` (its preset), ``fpo_defaults``, a lever or a PPO setting."""
     from stable_baselines3 import PPO
 
     from sb3_fpo import FPO
     from sb3_fpo.presets import load_preset
 
+    if variant == "fpo_defaults":  # the library defaults at the study's rollout and update shape, nothing else
+        shape = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate")
+        return FPO, {key: PPO_SETTINGS[key] for key in shape}, 4
     if variant == "fpo" or variant in FPO_LEVERS:
         preset = load_preset(ENV_ID)
         overrides = dict(FPO_LEVERS.get(variant, {}))
@@ -219,14 +227,20 @@ def best_ppo(runs: list[dict[str, Any]], sweep_seeds: list[int]) -> str:
     return max(PPO_SWEEP, key=score)
 
 
+def chosen_ppo(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """``--ppo-setting`` when given (a setting an earlier sweep chose), else the sweep's choice among ``runs``."""
+    return args.ppo_setting if args.ppo_setting is not None else best_ppo(runs, args.sweep_seeds)
+
+
 def study(args: argparse.Namespace) -> None:
     for folder in ("runs", "models"):
         Path(args.out, folder).mkdir(parents=True, exist_ok=True)
-    run_all([(variant, SWEEP_LEVEL, seed) for seed in args.sweep_seeds for variant in PPO_SWEEP], args)
-    chosen = best_ppo(load_runs(args.out), args.sweep_seeds)  # the sweep first: it decides PPO's setting
-    print(f"PPO setting chosen by the sweep: {chosen}", flush=True)
+    if args.ppo_setting is None:
+        run_all([(variant, SWEEP_LEVEL, seed) for seed in args.sweep_seeds for variant in PPO_SWEEP], args)
+    chosen = chosen_ppo(load_runs(args.out), args)  # the sweep first: it decides PPO's setting
+    print(f"PPO setting: {chosen}", flush=True)
     # seed-major, FPO and PPO side by side: a study cut short still compares both on its first seeds
-    run_all([(algo, level, seed) for seed in args.seeds for level in args.levels for algo in ("fpo", chosen)], args)
+    run_all([(algo, level, seed) for seed in args.seeds for level in args.levels for algo in (args.fpo, chosen)], args)
     report(args)
 
 
@@ -339,8 +353,8 @@ def ratio_interval(fpo: list[float], ppo: list[float], n_boot: int = 10_000, see
 
 def report(args: argparse.Namespace) -> str:
     runs = load_runs(args.out)
-    chosen = best_ppo(runs, args.sweep_seeds)
-    main = {"fpo": "fpo", "ppo": chosen}
+    chosen = chosen_ppo(runs, args)
+    main = {"fpo": args.fpo, "ppo": chosen}
     levels = [level for level in CONDITIONING_LEVELS if any(r["level"] == level for r in runs)]
     with open(Path(args.out, "results.csv"), "w", newline="") as f:
         writer = csv.writer(f)
@@ -357,7 +371,9 @@ def report(args: argparse.Namespace) -> str:
         return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
     lines = [
-        f"PPO = SB3 PPO with the sweep's best exploration setting: `{chosen}` ({describe(chosen)}). Deterministic "
+        f"FPO = `{args.fpo}` ({FPO_VARIANTS[args.fpo]}). PPO = SB3 PPO with "
+        + ("the setting given by --ppo-setting" if args.ppo_setting else "the sweep's best exploration setting")
+        + f": `{chosen}` ({describe(chosen)}). Deterministic "
         f"evaluation (PPO's mean action, FPO's zero-sampling), {args.episodes} episodes per run; mean over seeds "
         "[95% CI, t].",
         "",
@@ -431,7 +447,7 @@ def report(args: argparse.Namespace) -> str:
     text = "\n".join(lines) + "\n"
     Path(args.out, "summary.md").write_text(text)
     plot_success(runs, main, levels, Path(args.out, "success_by_level.png"))
-    plot_samples(args.out, main, Path(args.out, "action_samples.png"))
+    plot_samples(args.out, main, Path(args.out, "action_samples.png"), seed=min(args.seeds))
     print(text)
     return text
 
@@ -535,6 +551,10 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--sweep-seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--lever-seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--fpo", default="fpo", choices=list(FPO_VARIANTS), help="FPO's settings (default: its preset)")
+    parser.add_argument(
+        "--ppo-setting", choices=list(PPO_SWEEP), help="PPO's setting, skipping the sweep (one an earlier sweep chose)"
+    )
     parser.add_argument("--timesteps", type=int, default=300_000)
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per run and mode")
     parser.add_argument("--workers", type=int, default=os.cpu_count())

@@ -42,7 +42,7 @@ def test_under_conditioned_study_end_to_end(tmp_path):
     ]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "PPO setting chosen by the sweep" in result.stdout and "| minimal | 0.25 |" in result.stdout
+    assert "PPO setting: ppo" in result.stdout and "| minimal | 0.25 |" in result.stdout
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert rows[0] == "algo,level,seed,success,return,tracking_error"
     assert sorted(row.split(",")[0] + row.split(",")[1] for row in rows[1:]) == [
@@ -56,6 +56,25 @@ def test_under_conditioned_study_end_to_end(tmp_path):
     # one seed has no confidence interval: the table says so instead of printing "nan [nan, nan]"
     summary = (tmp_path / "summary.md").read_text()
     assert "nan" not in summary.lower() and "1 seed" in summary
+
+
+def test_under_conditioned_rerun_with_library_defaults_and_a_given_ppo_setting(tmp_path):
+    pytest.importorskip("mujoco")
+    pytest.importorskip("matplotlib")
+    command = [
+        sys.executable, "examples/under_conditioned.py", "--fpo", "fpo_defaults", "--ppo-setting", "ppo_std-1",
+        "--seeds", "100", "--levels", "full", "--timesteps", "64", "--episodes", "2", "--workers", "1",
+        "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # no sweep: only the two runs of the given settings
+    runs = sorted(path.name for path in (tmp_path / "runs").glob("*.json"))
+    assert runs == ["fpo_defaults_full_seed100.json", "ppo_std-1_full_seed100.json"]
+    record = json.loads((tmp_path / "runs" / "fpo_defaults_full_seed100.json").read_text())
+    assert "cfm_loss_clamp" not in record["settings"] and "policy_kwargs" not in record["settings"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "`fpo_defaults` (the library defaults" in summary and "`ppo_std-1` (log_std_init -1" in summary
 
 
 def test_under_conditioned_scripted_controllers_show_the_ceilings(tmp_path):
