@@ -1,11 +1,14 @@
-"""Validation of FPO's hyperparameters: each raises a ``ValueError`` that names the value, before training starts."""
+"""Validation of FPO's hyperparameters and env: each raises a ``ValueError`` that names the value, before training starts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.vec_env import VecEnv
 
 #: ``log_ratio_clamp``: a number ``c`` (``[-c, c]``), a pair ``(low, high)`` with ``None`` for an open side, or ``None``
 LogRatioClamp = float | tuple[float | None, float | None] | None
@@ -96,3 +99,22 @@ def check_rollout_finite(buffer: Any) -> None:
             "The rollout contains NaN or inf rewards (or a non-finite value bootstrap at a time limit). Fix the "
             "environment, or wrap it with stable_baselines3.common.vec_env.VecCheckNan to find the step."
         )
+
+
+def check_env(env: Any, verbose: int, n_steps: int, normalize_advantage: bool) -> Any:
+    """
+    The env, made from its id if given one (as SB3 would later), after checking what FPO needs of it: a ``Box`` action
+    space, and more than one transition per rollout when advantages are normalised.
+    """
+    if env is None:
+        return env
+    env = maybe_make_env(env, verbose)
+    if not isinstance(env.action_space, spaces.Box):
+        raise ValueError(
+            f"FPO needs a continuous gymnasium.spaces.Box action space, got {env.action_space}. "
+            "For discrete or multi-discrete actions use SB3's PPO."
+        )
+    n_envs = env.num_envs if isinstance(env, VecEnv) else 1
+    if normalize_advantage and n_steps * n_envs < 2:
+        raise ValueError(f"n_steps * n_envs must be > 1 for advantage normalization, got {n_steps} * {n_envs}.")
+    return env

@@ -10,17 +10,16 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
-from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
-from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_fpo.buffers import FlowDictRolloutBuffer, FlowRolloutBuffer, _FlowSamplesMixin
 from sb3_fpo.checks import (
     LogRatioClamp,
     check_adaptive_lr,
+    check_env,
     check_flag,
     check_hyperparameters,
     check_int,
@@ -104,31 +103,22 @@ class FPO(PPO):
         ``None`` disables it. Default ``(None, 20)``: it keeps ``exp`` and its gradient finite when the CFM losses
         are not clamped (with ``cfm_loss_clamp=20`` the log-ratio cannot exceed 20, so it never acts).
     :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
-    :param fit_clipped_actions: Fit the flow to the actions the environment executed: the rollout's actions are
-        clipped to the action space's bounds before the CFM losses, old and new, are computed (SB3 stores the raw
-        sample and clips only what it sends to the env). Beyond a bound the reward no longer depends on the raw
-        sample, so otherwise nothing holds the samples near the bounds. The clipping happens in place at the start of
-        :meth:`train`, after the rollout callbacks, and is logged as ``train/clipped_action_fraction``; with
-        ``squash_output`` it has no effect. Default False (the papers: the raw sample is the target).
+    :param fit_clipped_actions: Fit the flow to the executed actions: the rollout's actions are clipped to the Box
+        bounds (in place, at the start of :meth:`train`) before the CFM losses. Default False (the papers: the raw sample)
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
         the observation space.
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param target_kl: Early-stop the epochs of an update when the KL proxy ``mean((rho - 1) - log rho)`` of a
         minibatch exceeds ``1.5 * target_kl``. The FPO ratio is an ELBO surrogate, so this is a proxy, not the KL.
-    :param adaptive_lr_target_kl: KL-adaptive learning rate (the schedule of robotics PPO, rsl_rl's "adaptive", used by
-        FPO++): after each minibatch the learning rate is divided by 1.5 when the KL proxy exceeds twice this target
-        and multiplied by 1.5 when it is below half of it, within ``adaptive_lr_range``. It starts at
-        ``learning_rate`` (at progress 1 for a schedule), replaces the schedule, and does not adapt during the critic
-        warm-up. ``None`` (default): off.
+    :param adaptive_lr_target_kl: KL-adaptive learning rate (rsl_rl's, used by FPO++): divided by 1.5 when the KL proxy
+        exceeds twice this target, multiplied by 1.5 below half of it; starts at ``learning_rate`` and replaces its
+        schedule; frozen during the critic warm-up. ``None`` (default): off.
     :param adaptive_lr_range: Bounds ``(low, high)`` of the adaptive learning rate
     :param adaptive_lr_every: When the adaptive learning rate adapts: ``minibatch`` (rsl_rl, FPO++: after every
         minibatch, on its KL proxy) or ``update`` (once per update, on the mean KL proxy of its minibatches)
-    :param critic_warmup_steps: The updates made before this many environment steps train the critic only (the
-        value loss alone), so that fine-tuning a behaviour-cloned policy starts from a critic fitted to it (FPO++'s
-        fine-tuning recipe). The velocity network is not changed; a features extractor shared with the critic
-        (``share_features_extractor=True``, e.g. ``CnnPolicy``) is, so the actions can move a little. Counted in
-        ``num_timesteps``, which ``learn(reset_num_timesteps=True)`` (SB3's default) sets back to 0: each such call
-        warms up again; continue with ``reset_num_timesteps=False``. Default 0: off.
+    :param critic_warmup_steps: Updates before this many steps (``num_timesteps``, which ``learn()`` resets unless
+        ``reset_num_timesteps=False``) train the critic only (FPO++'s fine-tuning recipe); a features extractor shared
+        with the critic (``CnnPolicy``) still changes. Default 0: off.
     :param stats_window_size: Window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (network sizes, sampler,
@@ -219,18 +209,7 @@ class FPO(PPO):
             # SB3 passes use_sde to the policy itself, so this would be a "multiple values" TypeError
             raise ValueError("FPO does not support gSDE (use_sde): exploration comes from the flow noise.")
 
-        if env is not None:
-            # Resolve the env here (SB3 would do it in super().__init__) to reject non-Box actions with a clear error
-            env = maybe_make_env(env, verbose)
-            if not isinstance(env.action_space, spaces.Box):
-                raise ValueError(
-                    f"FPO needs a continuous gymnasium.spaces.Box action space, got {env.action_space}. "
-                    "For discrete or multi-discrete actions use SB3's PPO."
-                )
-            n_envs = env.num_envs if isinstance(env, VecEnv) else 1
-            if normalize_advantage and n_steps * n_envs < 2:
-                raise ValueError(f"n_steps * n_envs must be > 1 for advantage normalization, got {n_steps} * {n_envs}.")
-
+        env = check_env(env, verbose, n_steps, normalize_advantage)  # a clear error here, before SB3 builds anything
         super().__init__(
             policy,
             env,
@@ -286,14 +265,7 @@ class FPO(PPO):
         progress_bar: bool = False,
     ) -> SelfFPO:
         """PPO's ``learn``; TensorBoard runs are named ``FPO_1``, ``FPO_2``, ... by default."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def _setup_model(self) -> None:
         self._check_policy_class()
@@ -336,14 +308,10 @@ class FPO(PPO):
         self, rollout_data: Any, clip_range: float, clip_range_vf: float | None
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, LossStats]:
         """
-        FPO's loss on one minibatch: where it differs from PPO's ``train()``, all in one place.
+        FPO's loss on one minibatch, all that differs from PPO's ``train()``: the new CFM losses of the stored
+        (tau, eps) pairs, the ratio ``exp(L_old - L_new)`` with its guards, the trust region, and PPO's value loss.
 
-        The CFM losses of the stored (tau, eps) pairs under the current parameters (clamped, as the old ones),
-        the ratio ``exp(L_old - L_new)`` (averaged or per sample, with the log-ratio clamp), the trust region, and
-        PPO's value loss.
-
-        :return: the total loss, the policy loss, the value loss, and the minibatch's
-            :class:`~sb3_fpo.loss_stats.LossStats` (detached)
+        :return: the total, policy and value losses, and the minibatch's :class:`~sb3_fpo.loss_stats.LossStats`
         """
         values, neg_cfm, _ = self.policy.evaluate_actions(
             rollout_data.observations, rollout_data.actions, rollout_data.tau, rollout_data.eps
@@ -388,9 +356,8 @@ class FPO(PPO):
 
     def _sync_adaptive_lr(self) -> float | None:
         """
-        The adaptive learning rate, or ``None`` when adaptation is off. ``adaptive_lr_target_kl`` alone decides;
-        ``adaptive_lr`` only holds the current value (started at ``learning_rate`` within ``adaptive_lr_range``, kept
-        by a loaded model, dropped when the target is ``None``, e.g. ``custom_objects={"adaptive_lr_target_kl": None}``).
+        The adaptive learning rate, or ``None`` when off: ``adaptive_lr_target_kl`` alone decides (also for a loaded
+        model); ``adaptive_lr`` holds the current value, started at ``learning_rate`` within ``adaptive_lr_range``.
         """
         if self.adaptive_lr_target_kl is None:
             self.adaptive_lr = None
@@ -510,9 +477,8 @@ class FPO(PPO):
 
     def _draw_pairs(self, n: int, n_samples: int, generator: th.Generator | None = None) -> tuple[th.Tensor, th.Tensor]:
         """
-        N (tau, eps) pairs for each of ``n`` transitions, shapes ``(n, N, 1)`` and ``(n, N, action_dim)``, on the
-        policy's device: tau from ``sample_tau`` with this model's settings, eps standard normal. Drawn from torch's
-        global RNG on the device, or from a CPU ``generator`` when one is given.
+        ``n_samples`` (tau, eps) pairs for each of ``n`` transitions (:func:`sb3_fpo.flow.draw_pairs` with this model's
+        settings), on the policy's device; drawn from torch's global RNG, or from a CPU ``generator`` if given.
         """
         device = self.device if generator is None else th.device("cpu")
         tau, eps = draw_pairs(
@@ -531,18 +497,9 @@ class FPO(PPO):
     # ------------------------------------------------------------------ persistence
 
     @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfFPO],
-        path: str | pathlib.Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: th.device | str = "auto",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        **kwargs: Any,
-    ) -> SelfFPO:
+    def load(cls: type[SelfFPO], path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SelfFPO:  # type: ignore[override]
         """
-        Load an FPO model (see ``BaseAlgorithm.load``).
+        Load an FPO model: ``BaseAlgorithm.load``'s arguments (``env``, ``device``, ``custom_objects``, ...).
 
         Errors name the cause: ``FileNotFoundError`` with the path as given; ``ValueError`` for a file that is not a
         readable SB3 zip (corrupted), for one saved by another algorithm, and for one whose policy does not fit
@@ -551,12 +508,4 @@ class FPO(PPO):
         """
         check_model_file(path)
         with clear_load_errors(path):
-            return super().load(
-                path,
-                env=env,
-                device=device,
-                custom_objects=custom_objects,
-                print_system_info=print_system_info,
-                force_reset=force_reset,
-                **kwargs,
-            )
+            return super().load(path, *args, **kwargs)
