@@ -13,6 +13,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv  # noqa: F401  (resolves GymEnv's forward reference "VecEnv")
 from torch.nn import functional as F
 
 from sb3_fpo.buffers import FlowDictRolloutBuffer, FlowRolloutBuffer, _FlowSamplesMixin
@@ -98,11 +99,11 @@ class FPO(PPO):
     :param tau_max: Upper bound of the flow times (FPO: 1, FPO++: 0.995)
     :param cfm_loss_clamp: Upper clamp of every CFM loss, old and new (FPO++ and default: 20; FPO paper: ``None``,
         which disables it)
-    :param log_ratio_clamp: Clamp of the log-ratio: a number ``c`` means ``[-c, c]`` (official FPO code: 3 in
-        per-sample mode), a pair ``(low, high)`` with ``None`` for an open side (FPO++: ``(None, 10)``);
-        ``None`` disables it. Default ``(None, 20)``: it keeps ``exp`` and its gradient finite when the CFM losses
-        are not clamped (with ``cfm_loss_clamp=20`` the log-ratio cannot exceed 20, so it never acts).
-    :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp (FPO++: True; default True)
+    :param log_ratio_clamp: Clamp of the log-ratio: a number ``c`` means ``[-c, c]``, a pair ``(low, high)`` with
+        ``None`` for an open side, ``None`` disables it. Default 3 (official FPO code, per-sample mode; FPO++:
+        ``(None, 10)``): a pair whose ratio left ``[e^-3, e^3]`` gets no gradient, so it cannot carry the update.
+    :param log_ratio_straight_through: Let the gradient pass through the log-ratio clamp as if unclamped (FPO++: True;
+        default False, as the official FPO code)
     :param fit_clipped_actions: Fit the flow to the executed actions: the rollout's actions are clipped to the Box
         bounds (in place, at the start of :meth:`train`) before the CFM losses. Default False (the papers: the raw sample)
     :param rollout_buffer_class: Rollout buffer class (a ``FlowRolloutBuffer`` subclass). ``None``: chosen from
@@ -160,8 +161,8 @@ class FPO(PPO):
         tau_min: float = 0.0,
         tau_max: float = 1.0,
         cfm_loss_clamp: float | None = 20.0,
-        log_ratio_clamp: LogRatioClamp = (None, 20.0),
-        log_ratio_straight_through: bool = True,
+        log_ratio_clamp: LogRatioClamp = 3.0,
+        log_ratio_straight_through: bool = False,
         fit_clipped_actions: bool = False,
         rollout_buffer_class: type[FlowRolloutBuffer] | type[FlowDictRolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
@@ -416,7 +417,7 @@ class FPO(PPO):
                     raise ValueError(
                         f"The FPO loss became non-finite (policy {policy_loss.item()}, value {value_loss.item()}) at "
                         f"update {self._n_updates}. Lower learning_rate, or guard the ratio with cfm_loss_clamp / "
-                        "log_ratio_clamp (FPO++: 20 and (None, 10)); check the rewards' scale (VecNormalize)."
+                        "log_ratio_clamp (defaults 20 and 3); check the rewards' scale (VecNormalize)."
                     )
                 pg_losses.append(policy_loss.item())
                 value_losses.append(value_loss.item())
@@ -441,8 +442,8 @@ class FPO(PPO):
                     # Checked before the step, so the parameters stay as they were (no silent NaN model)
                     raise ValueError(
                         f"Non-finite gradient at update {self._n_updates} (the parameters were not changed). The "
-                        "ratio exp(L_old - L_new) probably overflowed: set log_ratio_clamp (default (None, 20) with "
-                        "log_ratio_straight_through=True) or cfm_loss_clamp, or lower learning_rate."
+                        "ratio exp(L_old - L_new) probably overflowed: set log_ratio_clamp (default 3, without "
+                        "straight-through gradient) or cfm_loss_clamp, or lower learning_rate."
                     )
                 self.policy.optimizer.step()
 
