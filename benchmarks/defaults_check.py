@@ -29,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from stable_baselines3.common.callbacks import BaseCallback
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: FPO overrides of the library defaults (policy_kwargs are merged)
@@ -67,6 +69,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_adaptive_lr_0.005": dict(adaptive_lr_target_kl=0.005),
     "fpo_adaptive_lr_fit_clipped": dict(adaptive_lr_target_kl=0.01, fit_clipped_actions=True),
     "fpo_adaptive_lr_ppo_clip": dict(adaptive_lr_target_kl=0.01, trust_region="ppo"),
+    # log-ratio guards that can act under the CFM-loss clamp of 20: FPO++'s upper 10 (straight-through gradient),
+    # and the official FPO code's +-3 (no gradient beyond the clamp)
+    # the per-update adaptive rate bounded relative to the task's learning rate (between lr / 30 and 3 lr)
+    "fpo_adaptive_update_0.005_x3": dict(adaptive_lr_target_kl=0.005, adaptive_lr_every="update", lr_factors=(1 / 30, 3)),
+    "fpo_adaptive_update_0.01_x3": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update", lr_factors=(1 / 30, 3)),
+    "fpo_log_ratio_10": dict(log_ratio_clamp=(None, 10.0)),
+    "fpo_log_ratio_3": dict(log_ratio_clamp=3.0, log_ratio_straight_through=False),
 }
 TASKS = ("pendulum", "arm_full")
 
@@ -78,6 +87,47 @@ def task_settings(task: str) -> tuple[str, dict[str, Any], dict[str, Any], int, 
     if task == "arm_full":
         return "ArmTracking-v0", dict(conditioning="full"), dict(n_steps=512, batch_size=128), 100_000, False
     raise ValueError(f"Unknown task {task!r}")
+
+
+GUARD_KEYS = ("train/log_ratio_clamp_fraction", "train/cfm_clamp_fraction", "train/ratio_max", "train/grad_norm_max")
+
+
+class GuardRecorder(BaseCallback):
+    """
+    Reads each FPO update's logged guard statistics (they stay in the logger until the next dump): in how many
+    updates the log-ratio clamp and the CFM-loss clamp acted, the largest ratio, the largest gradient norm before
+    clipping.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: dict[float, dict[str, float]] = {}  # by train/n_updates
+
+    def _read(self) -> None:
+        logged = self.logger.name_to_value
+        if "train/n_updates" in logged:
+            self.updates[logged["train/n_updates"]] = {key: float(logged[key]) for key in GUARD_KEYS if key in logged}
+
+    def _on_rollout_start(self) -> None:
+        self._read()
+
+    def _on_training_end(self) -> None:
+        self._read()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        def column(key: str) -> list[float]:
+            return [update[key] for update in self.updates.values() if key in update]
+
+        return dict(
+            updates=len(self.updates),
+            log_ratio_clamp_acted=sum(v > 0 for v in column("train/log_ratio_clamp_fraction")),
+            cfm_clamp_acted=sum(v > 0 for v in column("train/cfm_clamp_fraction")),
+            ratio_max=max(column("train/ratio_max"), default=float("nan")),
+            grad_norm_max=max(column("train/grad_norm_max"), default=float("nan")),
+        )
 
 
 def run(task: str, variant: str, seed: int, out: str) -> str:
@@ -100,16 +150,21 @@ def run(task: str, variant: str, seed: int, out: str) -> str:
         algorithm = FPO
         overrides = dict(VARIANTS[variant])
         kwargs = {**kwargs, **overrides, "policy_kwargs": overrides.get("policy_kwargs", {})}
+        if "lr_factors" in kwargs:  # adaptive_lr_range as multiples of the task's learning rate
+            low, high = kwargs.pop("lr_factors")
+            rate = kwargs.get("learning_rate", 3e-4)
+            kwargs["adaptive_lr_range"] = (rate * low, rate * high)
     env = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
     if normalize:
         env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
     model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
     record: dict[str, Any] = dict(task=task, variant=variant, seed=seed, settings=repr(kwargs), evaluations=[])
+    guard = GuardRecorder()
     start = time.perf_counter()
     if task == "pendulum":
         eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed + 10_000), training=False, norm_reward=False)
         while model.num_timesteps < timesteps:
-            model.learn(10_000, reset_num_timesteps=False)
+            model.learn(10_000, reset_num_timesteps=False, callback=guard)
             sync_envs_normalization(env, eval_env)
             mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True)
             record["evaluations"].append(dict(steps=model.num_timesteps, det_mean=float(mean)))  # type: ignore[arg-type]
@@ -118,13 +173,15 @@ def run(task: str, variant: str, seed: int, out: str) -> str:
         sys.path.insert(0, str(ROOT / "examples"))
         from under_conditioned import evaluate
 
-        model.learn(timesteps)
+        model.learn(timesteps, callback=guard)
         result = evaluate(lambda obs, _env: model.predict(obs, deterministic=True)[0], "full", 100)
         record["evaluations"].append(dict(steps=model.num_timesteps, success=result["success"], det_mean=result["return"]))
         record["final"] = result["success"]
     record["train_and_eval_seconds"] = round(time.perf_counter() - start, 1)
     # the learning rate the last update used (the adaptive one where it is on)
     record["final_learning_rate"] = float(model.policy.optimizer.param_groups[0]["lr"])
+    if variant != "ppo":
+        record["guards"] = guard.summary()
     path = Path(out, "runs", f"{task}_{variant}_seed{seed}.json")
     path.write_text(json.dumps(record, indent=1))
     return f"{path}: {record['final']:.3f}"

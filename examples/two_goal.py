@@ -51,6 +51,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
     # the same with the CFM-loss clamp off, as the preset (and the TwoGoal study) has it
     "vnet64_no_clamp": dict(policy_kwargs=dict(velocity_net_arch=[64, 64])),
+    # the library defaults at the preset's shape: the 2 x 64 velocity net, the CFM-loss clamp 20 and the log-ratio
+    # guard of 3 without a straight-through gradient (the preset keeps the values it was measured with)
+    "library_defaults": dict(
+        cfm_loss_clamp=20.0,
+        log_ratio_clamp=3.0,
+        log_ratio_straight_through=False,
+        policy_kwargs=dict(velocity_net_arch=[64, 64]),
+    ),
     "vnet64_adaptive_lr_update_0.005": dict(
         cfm_loss_clamp=20.0,
         adaptive_lr_target_kl=0.005,

@@ -401,7 +401,7 @@ def test_nan_in_rollout_raises_before_update(what, match):
 
 
 def test_overflowing_ratio_keeps_finite_gradients_with_default_clamp():
-    # A log-ratio of 100 overflows exp() in float32; the default straight-through clamp at 20 keeps it finite.
+    # A log-ratio of 100 overflows exp() in float32; the default clamp keeps it finite.
     log_ratio = th.tensor([100.0, -100.0, 0.0], requires_grad=True)
     model = small_fpo()
     low, high = model.log_ratio_clamp
@@ -540,3 +540,25 @@ def test_the_velocity_net_default_is_saved_and_older_saves_keep_theirs(tmp_path)
     assert loaded.policy.velocity_net_arch == [32, 32, 32, 32]
     obs = np.stack([TargetEnv().observation_space.sample() for _ in range(5)])
     assert np.array_equal(loaded.predict(obs, deterministic=True)[0], old.predict(obs, deterministic=True)[0])
+
+
+def test_default_guards_keep_one_outlier_from_carrying_the_gradient():
+    # Under the default CFM-loss clamp (20) a log-ratio can reach 20. With the former default guard, (None, 20) with a
+    # straight-through gradient, it never acted, and one A < 0 pair at that log-ratio carried ~100% of the policy
+    # gradient's norm under ASPO (a code review found one at 25 doing so in a logged 256-transition minibatch).
+    model = small_fpo()
+    generator = th.Generator().manual_seed(0)
+    old = 2.0 * th.rand(256, model.n_samples, generator=generator)
+    new = (old + 0.05 * th.randn(old.shape, generator=generator)).clamp(min=0.0)
+    old[0, 0], new[0, 0] = model.cfm_loss_clamp, 0.0  # the largest log-ratio the CFM clamp lets through
+    advantages = th.randn(256, generator=generator)
+    advantages[0] = -1.0
+    new.requires_grad_(True)
+    old_cfm, new_cfm = (fpo_module.clamp_cfm(x, model.cfm_loss_clamp) for x in (old, new))
+    low, high = model.log_ratio_clamp
+    raw = fpo_module.fpo_log_ratio(old_cfm, new_cfm, model.ratio_mode)
+    ratio = th.exp(fpo_module.clamp_log_ratio(raw, low, high, model.log_ratio_straight_through))
+    loss = -fpo_module.surrogate_objective(ratio, advantages, 0.2, model.trust_region).mean()
+    loss.backward()
+    assert th.isfinite(new.grad).all() and new.grad.norm() > 0
+    assert new.grad[0, 0].abs() / new.grad.norm() < 0.5
