@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import pathlib
 from typing import Any, ClassVar, TypeVar
@@ -44,12 +45,12 @@ from sb3_fpo.flow import (
 from sb3_fpo.loss_stats import LossStats, record_update
 from sb3_fpo.persistence import check_model_file, clear_load_errors, sb3_fpo_version
 from sb3_fpo.policies import (
-    LEGACY_VELOCITY_NET_ARCH,
-    VELOCITY_NET_ARCH,
+    LEGACY_DEFAULTS,
     CnnPolicy,
     FlowPolicy,
     MlpPolicy,
     MultiInputPolicy,
+    recorded_defaults,
 )
 from sb3_fpo.pretraining import pretrain
 
@@ -238,8 +239,8 @@ class FPO(PPO):
             _init_setup_model=False,
         )
         self._check_policy_class()
-        # Saved with the model, so that a later change of the default does not change the network it loads into
-        self.policy_kwargs = {"velocity_net_arch": list(VELOCITY_NET_ARCH), **self.policy_kwargs}
+        # Saved with the model, so that a later change of a default does not change the network or loss it loads into
+        self.policy_kwargs = {**recorded_defaults(), **self.policy_kwargs}
         if _init_setup_model:
             self._setup_model()
 
@@ -271,8 +272,8 @@ class FPO(PPO):
     def _setup_model(self) -> None:
         self._check_policy_class()
         self.sb3_fpo_version = sb3_fpo_version()  # saved with the model, named by load errors
-        if "velocity_net_arch" not in self.policy_kwargs:  # a model saved before __init__ recorded it: the old default
-            self.policy_kwargs["velocity_net_arch"] = list(LEGACY_VELOCITY_NET_ARCH)
+        for key, value in LEGACY_DEFAULTS.items():  # a model saved before __init__ recorded it: the default of its time
+            self.policy_kwargs.setdefault(key, copy.copy(value))
         if self.rollout_buffer_class is None:
             is_dict = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = FlowDictRolloutBuffer if is_dict else FlowRolloutBuffer

@@ -54,8 +54,17 @@ def select_rows(observations: Any, rows: Any) -> Any:
 
 #: Default hidden sizes of the velocity MLP (SB3 PPO's actor size)
 VELOCITY_NET_ARCH = (64, 64)
-#: The default of the models saved before ``VELOCITY_NET_ARCH`` (the FPO paper's), applied when such a model is loaded
-LEGACY_VELOCITY_NET_ARCH = (32, 32, 32, 32)
+#: Default target of the CFM loss
+CFM_TARGET: CfmTarget = "velocity"
+#: For each policy default that ``FPO`` records in a new model's ``policy_kwargs`` (so that a later change of the
+#: default leaves a saved model's network and loss as they were): the value a model saved before it was recorded gets
+#: when loaded, the default of its time
+LEGACY_DEFAULTS: dict[str, Any] = {"velocity_net_arch": [32, 32, 32, 32], "cfm_target": "velocity"}
+
+
+def recorded_defaults() -> dict[str, Any]:
+    """The current values of the defaults in ``LEGACY_DEFAULTS``, as ``FPO`` records them in ``policy_kwargs``."""
+    return {"velocity_net_arch": list(VELOCITY_NET_ARCH), "cfm_target": CFM_TARGET}
 
 
 class VelocityNet(nn.Module):
@@ -301,7 +310,7 @@ class FlowPolicy(ActorCriticPolicy):
         noise_seed: int = 0,
         source_std: float = 1.0,
         cfm_reduction: CfmReduction = "mean",
-        cfm_target: CfmTarget = "velocity",
+        cfm_target: CfmTarget = CFM_TARGET,
     ):
         if not isinstance(action_space, spaces.Box):
             raise ValueError(

@@ -306,3 +306,20 @@ def test_ratio_ci_and_iqm_ci_resample_both_algorithms():
     ]
     assert mujoco_benchmark.last_three(runs, "fpo") == [3.0]
     assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs).values()] == [([4.0], [2.0])]
+
+
+@pytest.mark.parametrize("clamp, acts", [(1e-4, True), (None, False)])
+def test_guard_recorder_counts_the_updates_a_guard_acted_in(clamp, acts):
+    import defaults_check
+    from conftest import SMALL, TargetEnv
+
+    from sb3_fpo import FPO
+
+    model = FPO("MlpPolicy", TargetEnv(), seed=0, **{**SMALL, "learning_rate": 1e-2}, log_ratio_clamp=clamp)
+    recorder = defaults_check.GuardRecorder()
+    model.learn(3 * SMALL["n_steps"], callback=recorder)
+    summary = recorder.summary()
+    assert summary["updates"] == 3  # each update read once, the last one at the end of training
+    # a clamp of 1e-4 catches some pair after the first minibatch of each update; without a clamp nothing is logged
+    assert (summary["log_ratio_clamp_acted"] == 3) is acts and (summary["log_ratio_clamp_acted"] == 0) is not acts
+    assert summary["ratio_max"] > 1.0 and summary["grad_norm_max"] > 0

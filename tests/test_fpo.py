@@ -515,29 +515,33 @@ def test_kl_adaptive_learning_rate(tmp_path):
             small_fpo(**bad)
 
 
-def test_the_velocity_net_default_is_saved_and_older_saves_keep_theirs(tmp_path):
+def test_the_recorded_defaults_are_saved_and_older_saves_keep_theirs(tmp_path):
     import json
     import zipfile
 
+    from sb3_fpo.policies import CFM_TARGET, VELOCITY_NET_ARCH
+
     model = FPO("MlpPolicy", TargetEnv(), n_steps=32, batch_size=16, seed=0)
-    assert model.policy.velocity_net_arch == [64, 64] and model.policy_kwargs["velocity_net_arch"] == [64, 64]
+    assert model.policy.velocity_net_arch == list(VELOCITY_NET_ARCH) == model.policy_kwargs["velocity_net_arch"]
+    assert model.policy.cfm_target == CFM_TARGET == model.policy_kwargs["cfm_target"]
     user_kwargs = dict(flow_steps=3)
     FPO("MlpPolicy", TargetEnv(), n_steps=32, policy_kwargs=user_kwargs)
     assert user_kwargs == dict(flow_steps=3)  # the user's dict is not changed
 
-    # A file saved before the default was recorded: its policy_kwargs lack velocity_net_arch
-    old = FPO("MlpPolicy", TargetEnv(), n_steps=32, seed=0, policy_kwargs=dict(velocity_net_arch=[32, 32, 32, 32]))
+    # A file saved before the defaults were recorded: its policy_kwargs lack velocity_net_arch and cfm_target
+    legacy = dict(velocity_net_arch=[32, 32, 32, 32], cfm_target="velocity")
+    old = FPO("MlpPolicy", TargetEnv(), n_steps=32, seed=0, policy_kwargs=legacy)
     old.save(tmp_path / "old.zip")
     with zipfile.ZipFile(tmp_path / "old.zip") as archive:
         entries = {name: archive.read(name) for name in archive.namelist()}
     data = json.loads(entries["data"])
-    del data["policy_kwargs"]["velocity_net_arch"]
+    del data["policy_kwargs"]["velocity_net_arch"], data["policy_kwargs"]["cfm_target"]
     entries["data"] = json.dumps(data).encode()
     with zipfile.ZipFile(tmp_path / "old.zip", "w") as archive:
         for name, content in entries.items():
             archive.writestr(name, content)
     loaded = FPO.load(tmp_path / "old.zip", device="cpu")
-    assert loaded.policy.velocity_net_arch == [32, 32, 32, 32]
+    assert loaded.policy.velocity_net_arch == [32, 32, 32, 32] and loaded.policy.cfm_target == "velocity"
     obs = np.stack([TargetEnv().observation_space.sample() for _ in range(5)])
     assert np.array_equal(loaded.predict(obs, deterministic=True)[0], old.predict(obs, deterministic=True)[0])
 
