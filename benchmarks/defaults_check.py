@@ -74,6 +74,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the per-update adaptive rate bounded relative to the task's learning rate (between lr / 30 and 3 lr)
     "fpo_adaptive_update_0.005_x3": dict(adaptive_lr_target_kl=0.005, adaptive_lr_every="update", lr_factors=(1 / 30, 3)),
     "fpo_adaptive_update_0.01_x3": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update", lr_factors=(1 / 30, 3)),
+    # the epsilon-MSE target with the 2 x 64 velocity net (the default since; "fpo_noise_target" ran with 4 x 32)
+    "fpo_vnet64_noise_target": dict(policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64])),
+    # a deeper velocity net: 4 x 64 (the FPO paper's depth, the default's width), with either target
+    "fpo_vnet4x64": dict(policy_kwargs=dict(velocity_net_arch=[64, 64, 64, 64])),
+    "fpo_vnet4x64_noise_target": dict(policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64, 64, 64])),
+    "fpo_vnet2x128_noise_target": dict(policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[128, 128])),
+    "fpo_vnet3x64_noise_target": dict(policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64, 64])),
+    "fpo_vnet64_noise_target_adaptive_update_0.005": dict(
+        adaptive_lr_target_kl=0.005,
+        adaptive_lr_every="update",
+        policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64]),
+    ),
+    # narrower source noise: x_0 = source_std * eps, which also shrinks the CFM target's noise term
+    "fpo_source_0.5": dict(policy_kwargs=dict(source_std=0.5)),
+    "fpo_source_0.3": dict(policy_kwargs=dict(source_std=0.3)),
     "fpo_log_ratio_10": dict(log_ratio_clamp=(None, 10.0)),
     "fpo_log_ratio_3": dict(log_ratio_clamp=3.0, log_ratio_straight_through=False),
 }

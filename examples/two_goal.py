@@ -51,13 +51,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
     # the same with the CFM-loss clamp off, as the preset (and the TwoGoal study) has it
     "vnet64_no_clamp": dict(policy_kwargs=dict(velocity_net_arch=[64, 64])),
-    # the library defaults at the preset's shape: the 2 x 64 velocity net, the CFM-loss clamp 20 and the log-ratio
-    # guard of 3 without a straight-through gradient (the preset keeps the values it was measured with)
-    "library_defaults": dict(
+    # the library defaults (CFM-loss clamp 20, log-ratio guard 3 without straight-through gradient; the preset keeps
+    # the values it was measured with) with the epsilon-MSE target and a 3 x 64 velocity net
+    "library_defaults_vnet3x64_noise_target": dict(
         cfm_loss_clamp=20.0,
         log_ratio_clamp=3.0,
         log_ratio_straight_through=False,
-        policy_kwargs=dict(velocity_net_arch=[64, 64]),
+        policy_kwargs=dict(velocity_net_arch=[64, 64, 64], cfm_target="noise"),
     ),
     "vnet64_adaptive_lr_update_0.005": dict(
         cfm_loss_clamp=20.0,
