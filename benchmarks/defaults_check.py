@@ -69,8 +69,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_adaptive_lr_0.005": dict(adaptive_lr_target_kl=0.005),
     "fpo_adaptive_lr_fit_clipped": dict(adaptive_lr_target_kl=0.01, fit_clipped_actions=True),
     "fpo_adaptive_lr_ppo_clip": dict(adaptive_lr_target_kl=0.01, trust_region="ppo"),
-    # log-ratio guards that can act under the CFM-loss clamp of 20: FPO++'s upper 10 (straight-through gradient),
-    # and the official FPO code's +-3 (no gradient beyond the clamp)
     # the per-update adaptive rate bounded relative to the task's learning rate (between lr / 30 and 3 lr)
     "fpo_adaptive_update_0.005_x3": dict(adaptive_lr_target_kl=0.005, adaptive_lr_every="update", lr_factors=(1 / 30, 3)),
     "fpo_adaptive_update_0.01_x3": dict(adaptive_lr_target_kl=0.01, adaptive_lr_every="update", lr_factors=(1 / 30, 3)),
@@ -89,6 +87,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # narrower source noise: x_0 = source_std * eps, which also shrinks the CFM target's noise term
     "fpo_source_0.5": dict(policy_kwargs=dict(source_std=0.5)),
     "fpo_source_0.3": dict(policy_kwargs=dict(source_std=0.3)),
+    # log-ratio guards that can act under the CFM-loss clamp of 20: FPO++'s upper 10 (straight-through gradient),
+    # and the official FPO code's +-3 (no gradient beyond the clamp)
     "fpo_log_ratio_10": dict(log_ratio_clamp=(None, 10.0)),
     "fpo_log_ratio_3": dict(log_ratio_clamp=3.0, log_ratio_straight_through=False),
 }
