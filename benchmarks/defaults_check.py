@@ -91,6 +91,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # and the official FPO code's +-3 (no gradient beyond the clamp)
     "fpo_log_ratio_10": dict(log_ratio_clamp=(None, 10.0)),
     "fpo_log_ratio_3": dict(log_ratio_clamp=3.0, log_ratio_straight_through=False),
+    # fit the flow to the executed (clipped) actions, so that raw samples cannot drift far outside the Box
+    "fpo_vnet64_fit_clipped": dict(fit_clipped_actions=True),
+    "fpo_vnet64_noise_target_fit_clipped": dict(
+        fit_clipped_actions=True, policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64])
+    ),
+    "fpo_vnet3x64_noise_target_fit_clipped": dict(
+        fit_clipped_actions=True, policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64, 64])
+    ),
+    "fpo_vnet64_adaptive_update_0.005_fit_clipped": dict(
+        fit_clipped_actions=True, adaptive_lr_target_kl=0.005, adaptive_lr_every="update"
+    ),
 }
 TASKS = ("pendulum", "arm_full")
 

@@ -59,6 +59,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
         log_ratio_straight_through=False,
         policy_kwargs=dict(velocity_net_arch=[64, 64, 64], cfm_target="noise"),
     ),
+    # the library defaults fitting the flow to the executed (clipped) actions, with either target
+    "library_defaults_fit_clipped": dict(
+        cfm_loss_clamp=20.0,
+        log_ratio_clamp=3.0,
+        log_ratio_straight_through=False,
+        fit_clipped_actions=True,
+        policy_kwargs=dict(velocity_net_arch=[64, 64]),
+    ),
+    "library_defaults_vnet3x64_noise_target_fit_clipped": dict(
+        cfm_loss_clamp=20.0,
+        log_ratio_clamp=3.0,
+        log_ratio_straight_through=False,
+        fit_clipped_actions=True,
+        policy_kwargs=dict(velocity_net_arch=[64, 64, 64], cfm_target="noise"),
+    ),
     "vnet64_adaptive_lr_update_0.005": dict(
         cfm_loss_clamp=20.0,
         adaptive_lr_target_kl=0.005,

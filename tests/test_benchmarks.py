@@ -323,3 +323,14 @@ def test_guard_recorder_counts_the_updates_a_guard_acted_in(clamp, acts):
     # a clamp of 1e-4 catches some pair after the first minibatch of each update; without a clamp nothing is logged
     assert (summary["log_ratio_clamp_acted"] == 3) is acts and (summary["log_ratio_clamp_acted"] == 0) is not acts
     assert summary["ratio_max"] > 1.0 and summary["grad_norm_max"] > 0
+
+
+def test_arm_trace_records_one_point_per_chunk(tmp_path):
+    import arm_trace
+
+    line = arm_trace.trace("fpo", seed=0, every=2048, episodes=1, out=str(tmp_path), timesteps=4096)
+    record = json.loads((tmp_path / "arm_full_fpo_seed0.json").read_text())
+    assert [p["steps"] for p in record["points"]] == [2048, 4096] and line.startswith("fpo seed 0:")
+    for point in record["points"]:
+        assert 0.0 <= point["success"] <= 1.0 and 0.0 <= point["outside_fraction"] <= 1.0
+        assert point["raw_action_std"] > 0.0
