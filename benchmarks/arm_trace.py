@@ -1,9 +1,9 @@
 """
 Where does FPO's ArmTracking ``full`` run stand during training? ``defaults_check.py arm_full``'s run (same env,
 settings and seeds), evaluated every ``--every`` steps: deterministic success over ``--episodes`` episodes
-(``examples/under_conditioned.py``'s evaluation) and, from the last rollout, the spread of the raw (unclipped) action
-samples and the share outside the Box. It tells a configuration that learns slowly from one that learns and then
-degrades::
+(``examples/under_conditioned.py``'s evaluation), the same with sampled actions, and, from the last rollout, the
+spread of the raw (unclipped) action samples and their share outside the Box. It tells a configuration that learns
+slowly from one that learns and then degrades, and a degraded policy from a degraded zero-sampling evaluation::
 
     python benchmarks/arm_trace.py --variants ppo fpo_vnet64 fpo_vnet64_averaged_ppo_clip --seed 0 \\
         --out benchmarks/results/arm_trace
@@ -32,7 +32,7 @@ def trace(variant: str, seed: int, every: int, episodes: int, out: str, timestep
 
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT.parent / "examples"))
-    from defaults_check import VARIANTS, task_settings
+    from defaults_check import decay_linearly, fpo_kwargs, task_settings
     from under_conditioned import evaluate
 
     th.set_num_threads(1)
@@ -41,19 +41,23 @@ def trace(variant: str, seed: int, every: int, episodes: int, out: str, timestep
     algorithm: Any = PPO
     if variant != "ppo":
         algorithm = FPO
-        overrides = dict(VARIANTS[variant])
-        kwargs = {**kwargs, **overrides, "policy_kwargs": overrides.get("policy_kwargs", {})}
+        kwargs = fpo_kwargs(kwargs, variant)
     env = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
+    linear = kwargs.pop("lr_linear", False)
     model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    if linear:
+        decay_linearly(model, timesteps)
     points = []
     while model.num_timesteps < timesteps:
         model.learn(every, reset_num_timesteps=False)
         raw = model.rollout_buffer.actions.reshape(-1, model.action_space.shape[0])
         result = evaluate(lambda obs, _env: model.predict(obs, deterministic=True)[0], "full", episodes)
+        stochastic = evaluate(lambda obs, _env: model.predict(obs, deterministic=False)[0], "full", episodes)
         points.append(
             dict(
                 steps=model.num_timesteps,
                 success=result["success"],
+                success_stochastic=stochastic["success"],
                 raw_action_std=float(raw.std(axis=0).mean()),
                 outside_fraction=float((np.abs(raw) > 1.0).mean()),
             )
@@ -62,7 +66,9 @@ def trace(variant: str, seed: int, every: int, episodes: int, out: str, timestep
     path = Path(out, f"arm_full_{variant}_seed{seed}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))
-    return f"{variant} seed {seed}: " + " ".join(f"{p['success']:.2f}/{p['raw_action_std']:.2f}" for p in points)
+    return f"{variant} seed {seed}: " + " ".join(
+        f"{p['success']:.2f}/{p['success_stochastic']:.2f}/{p['raw_action_std']:.2f}" for p in points
+    )
 
 
 def main() -> None:

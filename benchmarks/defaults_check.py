@@ -102,6 +102,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fpo_vnet64_adaptive_update_0.005_fit_clipped": dict(
         fit_clipped_actions=True, adaptive_lr_target_kl=0.005, adaptive_lr_every="update"
     ),
+    # the fast epsilon-MSE 3 x 64 setting with the task's learning rate decayed linearly to 0 (to hold its peak)
+    "fpo_vnet3x64_noise_target_lr_linear": dict(
+        lr_linear=True, policy_kwargs=dict(cfm_target="noise", velocity_net_arch=[64, 64, 64])
+    ),
+    "fpo_vnet64_lr_linear": dict(lr_linear=True),
 }
 TASKS = ("pendulum", "arm_full")
 
@@ -156,6 +161,26 @@ class GuardRecorder(BaseCallback):
         )
 
 
+def fpo_kwargs(task_kwargs: dict[str, Any], variant: str) -> dict[str, Any]:
+    """The task's settings with an FPO variant's overrides (``policy_kwargs`` replaced, the relative keys resolved)."""
+    overrides = dict(VARIANTS[variant])
+    kwargs = {**task_kwargs, **overrides, "policy_kwargs": overrides.get("policy_kwargs", {})}
+    rate = kwargs.get("learning_rate", 3e-4)
+    if "lr_factors" in kwargs:  # adaptive_lr_range as multiples of the task's learning rate
+        low, high = kwargs.pop("lr_factors")
+        kwargs["adaptive_lr_range"] = (rate * low, rate * high)
+    return kwargs
+
+
+def decay_linearly(model: Any, timesteps: int) -> None:
+    """
+    Decay the model's learning rate linearly from its initial value to 0 at ``timesteps`` total steps, whatever
+    the number of ``learn`` calls (SB3's own schedules restart their progress at every call).
+    """
+    rate = model.lr_schedule(1.0)
+    model.lr_schedule = lambda _progress: rate * max(0.0, 1.0 - model.num_timesteps / timesteps)
+
+
 def run(task: str, variant: str, seed: int, out: str) -> str:
     import time
 
@@ -174,16 +199,14 @@ def run(task: str, variant: str, seed: int, out: str) -> str:
         algorithm: Any = PPO
     else:
         algorithm = FPO
-        overrides = dict(VARIANTS[variant])
-        kwargs = {**kwargs, **overrides, "policy_kwargs": overrides.get("policy_kwargs", {})}
-        if "lr_factors" in kwargs:  # adaptive_lr_range as multiples of the task's learning rate
-            low, high = kwargs.pop("lr_factors")
-            rate = kwargs.get("learning_rate", 3e-4)
-            kwargs["adaptive_lr_range"] = (rate * low, rate * high)
+        kwargs = fpo_kwargs(kwargs, variant)
     env = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
     if normalize:
         env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
+    linear = kwargs.pop("lr_linear", False)
     model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    if linear:
+        decay_linearly(model, timesteps)
     record: dict[str, Any] = dict(task=task, variant=variant, seed=seed, settings=repr(kwargs), evaluations=[])
     guard = GuardRecorder()
     start = time.perf_counter()

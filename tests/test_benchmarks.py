@@ -332,5 +332,24 @@ def test_arm_trace_records_one_point_per_chunk(tmp_path):
     record = json.loads((tmp_path / "arm_full_fpo_seed0.json").read_text())
     assert [p["steps"] for p in record["points"]] == [2048, 4096] and line.startswith("fpo seed 0:")
     for point in record["points"]:
-        assert 0.0 <= point["success"] <= 1.0 and 0.0 <= point["outside_fraction"] <= 1.0
+        assert (
+            0.0 <= point["success"] <= 1.0
+            and 0.0 <= point["success_stochastic"] <= 1.0
+            and 0.0 <= point["outside_fraction"] <= 1.0
+        )
         assert point["raw_action_std"] > 0.0
+
+
+def test_decay_linearly_follows_the_total_steps_across_learn_calls():
+    import defaults_check
+    from conftest import SMALL, TargetEnv
+
+    from sb3_fpo import FPO
+
+    model = FPO("MlpPolicy", TargetEnv(), seed=0, **{**SMALL, "learning_rate": 1e-3})
+    total = 4 * SMALL["n_steps"]
+    defaults_check.decay_linearly(model, total)
+    for chunk in (1, 2, 3):
+        model.learn(SMALL["n_steps"], reset_num_timesteps=False)
+        # each update uses the rate at its step count, not SB3's progress of the current learn call
+        assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - chunk / 4))
