@@ -16,7 +16,6 @@ import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 
@@ -24,29 +23,14 @@ ROOT = Path(__file__).resolve().parent
 def trace(variant: str, seed: int, every: int, episodes: int, out: str, timesteps: int | None = None) -> str:
     import numpy as np
     import torch as th
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-
-    import sb3_fpo  # noqa: F401  (registers ArmTracking-v0)
-    from sb3_fpo import FPO
 
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT.parent / "examples"))
-    from defaults_check import decay_linearly, fpo_kwargs, task_settings
+    from defaults_check import build_model
     from under_conditioned import evaluate
 
     th.set_num_threads(1)
-    env_id, env_kwargs, kwargs, task_timesteps, _ = task_settings("arm_full")
-    timesteps = task_timesteps if timesteps is None else timesteps
-    algorithm: Any = PPO
-    if variant != "ppo":
-        algorithm = FPO
-        kwargs = fpo_kwargs(kwargs, variant)
-    env = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
-    linear = kwargs.pop("lr_linear", False)
-    model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
-    if linear:
-        decay_linearly(model, timesteps)
+    model, kwargs, timesteps = build_model("arm_full", variant, seed, timesteps)
     points = []
     while model.num_timesteps < timesteps:
         model.learn(every, reset_num_timesteps=False)

@@ -181,24 +181,22 @@ def decay_linearly(model: Any, timesteps: int) -> None:
     model.lr_schedule = lambda _progress: rate * max(0.0, 1.0 - model.num_timesteps / timesteps)
 
 
-def run(task: str, variant: str, seed: int, out: str) -> str:
-    import time
-
-    import torch as th
+def build_model(task: str, variant: str, seed: int, timesteps: int | None = None) -> tuple[Any, dict[str, Any], int]:
+    """
+    The task's model for a variant (``ppo`` or an FPO variant) on its 4-env training env: the model, the keyword
+    arguments it was built with and the run's total steps (the task's unless ``timesteps`` is given).
+    """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
+    from stable_baselines3.common.vec_env import VecNormalize
 
     import sb3_fpo  # noqa: F401  (registers ArmTracking-v0)
     from sb3_fpo import FPO
 
-    th.set_num_threads(1)
-    env_id, env_kwargs, kwargs, timesteps, normalize = task_settings(task)
-    if variant == "ppo":
-        algorithm: Any = PPO
-    else:
-        algorithm = FPO
+    env_id, env_kwargs, kwargs, task_timesteps, normalize = task_settings(task)
+    timesteps = task_timesteps if timesteps is None else timesteps
+    algorithm: Any = PPO if variant == "ppo" else FPO
+    if variant != "ppo":
         kwargs = fpo_kwargs(kwargs, variant)
     env = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
     if normalize:
@@ -207,6 +205,21 @@ def run(task: str, variant: str, seed: int, out: str) -> str:
     model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
     if linear:
         decay_linearly(model, timesteps)
+    return model, kwargs, timesteps
+
+
+def run(task: str, variant: str, seed: int, out: str) -> str:
+    import time
+
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
+
+    th.set_num_threads(1)
+    env_id = task_settings(task)[0]
+    model, kwargs, timesteps = build_model(task, variant, seed)
+    env = model.get_env()
     record: dict[str, Any] = dict(task=task, variant=variant, seed=seed, settings=repr(kwargs), evaluations=[])
     guard = GuardRecorder()
     start = time.perf_counter()
