@@ -35,6 +35,9 @@ import numpy as np
 MIDDLE_STATES = np.array([[-0.5, 0.0], [0.0, 0.0], [0.5, 0.0]], dtype=np.float32)
 SETTING_KEYS = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range")
 
+# The library defaults' guards: CFM-loss clamp 20, log-ratio guard 3 without straight-through gradient
+LIBRARY_GUARDS: dict[str, Any] = dict(cfm_loss_clamp=20.0, log_ratio_clamp=3.0, log_ratio_straight_through=False)
+
 # FPO variants tried on top of the preset (name -> FPO keyword overrides)
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
@@ -51,28 +54,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vnet64": dict(cfm_loss_clamp=20.0, policy_kwargs=dict(velocity_net_arch=[64, 64])),
     # the same with the CFM-loss clamp off, as the preset (and the TwoGoal study) has it
     "vnet64_no_clamp": dict(policy_kwargs=dict(velocity_net_arch=[64, 64])),
-    # the library defaults (CFM-loss clamp 20, log-ratio guard 3 without straight-through gradient; the preset keeps
-    # the values it was measured with) with the epsilon-MSE target and a 3 x 64 velocity net
+    # the library defaults (the preset keeps the guards it was measured with) with the epsilon-MSE target and a 3 x 64
+    # velocity net
     "library_defaults_vnet3x64_noise_target": dict(
-        cfm_loss_clamp=20.0,
-        log_ratio_clamp=3.0,
-        log_ratio_straight_through=False,
-        policy_kwargs=dict(velocity_net_arch=[64, 64, 64], cfm_target="noise"),
+        **LIBRARY_GUARDS, policy_kwargs=dict(velocity_net_arch=[64, 64, 64], cfm_target="noise")
     ),
-    # the library defaults fitting the flow to the executed (clipped) actions, with either target
+    # the library defaults fitting the flow to the executed (clipped) actions
     "library_defaults_fit_clipped": dict(
-        cfm_loss_clamp=20.0,
-        log_ratio_clamp=3.0,
-        log_ratio_straight_through=False,
-        fit_clipped_actions=True,
-        policy_kwargs=dict(velocity_net_arch=[64, 64]),
-    ),
-    "library_defaults_vnet3x64_noise_target_fit_clipped": dict(
-        cfm_loss_clamp=20.0,
-        log_ratio_clamp=3.0,
-        log_ratio_straight_through=False,
-        fit_clipped_actions=True,
-        policy_kwargs=dict(velocity_net_arch=[64, 64, 64], cfm_target="noise"),
+        **LIBRARY_GUARDS, fit_clipped_actions=True, policy_kwargs=dict(velocity_net_arch=[64, 64])
     ),
     "vnet64_adaptive_lr_update_0.005": dict(
         cfm_loss_clamp=20.0,

@@ -519,7 +519,9 @@ def test_the_recorded_defaults_are_saved_and_older_saves_keep_theirs(tmp_path):
     import json
     import zipfile
 
-    from sb3_fpo.policies import CFM_TARGET, VELOCITY_NET_ARCH
+    from sb3_fpo.policies import CFM_TARGET, LEGACY_DEFAULTS, VELOCITY_NET_ARCH, recorded_defaults
+
+    assert set(LEGACY_DEFAULTS) == set(recorded_defaults())  # every recorded default has the value of older saves
 
     model = FPO("MlpPolicy", TargetEnv(), n_steps=32, batch_size=16, seed=0)
     assert model.policy.velocity_net_arch == list(VELOCITY_NET_ARCH) == model.policy_kwargs["velocity_net_arch"]
