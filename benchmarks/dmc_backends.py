@@ -37,6 +37,11 @@ def evaluate(model: PPO, stats: VecNormalize, task: str, backend: str, episodes:
     return [float(r) for r in returns]  # type: ignore[union-attr]
 
 
+def welch_z(a: np.ndarray, b: np.ndarray) -> float:
+    """The difference of the means of two unpaired samples in units of its standard error (Welch)."""
+    return float((a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b) + 1e-12))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["cartpole-balance", "cheetah-run"])
@@ -61,8 +66,8 @@ def main() -> None:
         model.learn(args.timesteps)
         returns = {backend: evaluate(model, env, task, backend, args.episodes) for backend in ("dm_control", "envpool")}
         a, b = (np.asarray(returns[k]) for k in ("dm_control", "envpool"))
-        z = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b) + 1e-12)
-        record = dict(task=task, timesteps=args.timesteps, seed=args.seed, returns=returns, z=float(z), commit=commit)
+        z = welch_z(a, b)
+        record = dict(task=task, timesteps=args.timesteps, seed=args.seed, returns=returns, z=z, commit=commit)
         (args.out / f"{task}.json").write_text(json.dumps(record, indent=1))
         lines.append(
             f"| {task} | {args.timesteps} | {a.mean():.1f} ± {a.std(ddof=1):.1f} | {b.mean():.1f} ± {b.std(ddof=1):.1f} "

@@ -8,7 +8,9 @@ For every env × seed × algorithm, one process (``--workers`` at a time):
   file given by ``--fpo-conf``);
 * every ``--eval-freq`` steps the policy is evaluated on a separate env whose VecNormalize statistics are
   copied from the training env and frozen: ``--eval-episodes`` episodes deterministic (zero-sampling for FPO,
-  the mean for PPO) and as many stochastic;
+  the mean for PPO) and as many stochastic, one after another on one env or, with ``--eval-envs N``, side by side
+  on N envs (seeded ``seed + 10000 + i``; one batched ``predict`` per step, several times faster for FPO, whose
+  ``predict`` integrates the flow; the same estimate of the return from other initial states);
 * wall time and steps/s are recorded.
 
 Each finished run is saved as ``runs/<algo>_<env>_seed<seed>.json`` in ``--out``, and a run whose file exists
@@ -96,6 +98,7 @@ def run(
     machine: str = "local",
     train_log: bool = False,
     backend: str = "dm_control",
+    eval_envs: int = 1,
 ) -> str:
     import torch as th
     from stable_baselines3 import PPO
@@ -117,7 +120,7 @@ def run(
         preset = load_preset(env_id, conf, overrides=fpo_overrides if algo == "fpo" else None)
     kwargs, n_envs, normalize = preset.kwargs, preset.n_envs, preset.normalize
     env = training_env(preset, seed, backend)
-    eval_env = make_env(env_id, 1, seed + 10_000, backend)
+    eval_env = make_env(env_id, eval_envs, seed + 10_000, backend)
     if normalize is not None:
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **normalize)
     algorithm = FPO if algo == "fpo" else PPO
@@ -165,6 +168,7 @@ def run(
                 sto_std=sto[1],
                 train_time_s=train_time,
                 machine=machine,
+                eval_envs=eval_envs,
             )
         )
         partial = dict(algo=algo, env=env_id, seed=seed, evaluations=evaluations, train_time_s=train_time)
@@ -370,6 +374,7 @@ def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
     lines = [
         f"Command: `{command}` (runs made at commit {', '.join(sorted({r.get('commit', 'unrecorded') for r in runs}))}"
         + backends_note(runs)
+        + eval_envs_note(runs)
         + ")",
         "",
         "Final deterministic return, mean ± sample std (ddof 1) over seeds; best PPO = the baseline with the higher mean "
@@ -440,6 +445,18 @@ def backends_note(runs: list[dict[str, Any]]) -> str:
     """``; DM Control backend ...`` for runs that name one (DM Control), else nothing."""
     backends = sorted({r["backend"] for r in runs if "backend" in r})
     return f"; DM Control backend {', '.join(backends)}" if backends else ""
+
+
+def eval_envs_note(runs: list[dict[str, Any]]) -> str:
+    """``; evaluations: ...`` when some evaluations ran side by side on several envs (``--eval-envs``), else nothing."""
+    counts: dict[int, int] = {}
+    for r in runs:
+        for e in r["evaluations"]:
+            counts[e.get("eval_envs", 1)] = counts.get(e.get("eval_envs", 1), 0) + 1
+    if set(counts) <= {1}:
+        return ""
+    parts = [f"{n} on {k} env{'s side by side' if k > 1 else ''}" for k, n in sorted(counts.items())]
+    return f"; evaluations: {', '.join(parts)} (--eval-envs)"
 
 
 def best_baseline(runs: list[dict[str, Any]], baselines: list[str]) -> str | None:
@@ -641,6 +658,12 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=1_000_000)
     parser.add_argument("--eval-freq", type=int, default=50_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument(
+        "--eval-envs",
+        type=int,
+        default=1,
+        help="run the evaluation episodes side by side on this many envs (1: one after another on one env)",
+    )
     parser.add_argument("--fpo-conf", default=str(ROOT / "hyperparams" / "fpo.yml"))
     parser.add_argument(
         "--fpo-hyperparams",
@@ -721,6 +744,7 @@ def main() -> None:
         args.machine,
         args.train_log,
         args.backend,
+        args.eval_envs,
     )
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run, *job, *settings) for job in jobs]
@@ -733,6 +757,8 @@ def main() -> None:
     )
     if any(is_dmc_name(env_id) for env_id in args.envs):
         command += f" --backend {args.backend}"
+    if args.eval_envs != 1:
+        command += f" --eval-envs {args.eval_envs}"
     if args.fpo_hyperparams:
         command += " --fpo-hyperparams " + " ".join(shlex.quote(item) for item in args.fpo_hyperparams)
     baselines = Path(args.baselines_from) if args.baselines_from else None

@@ -80,13 +80,24 @@ def test_fpo_hyperparams_override_the_preset(tmp_path):
     command = [
         sys.executable, "benchmarks/mujoco_benchmark.py", "--envs", "InvertedPendulum-v5", "--seeds", "0", "--algos", "fpo",
         "--timesteps", "64", "--eval-freq", "64", "--eval-episodes", "1", "--workers", "1", "--out", str(tmp_path),
-        "--fpo-hyperparams", "n_samples:3", "policy_kwargs:\"dict(flow_steps=2)\"",
+        "--fpo-hyperparams", "n_samples:3", "policy_kwargs:\"dict(flow_steps=2)\"", "--eval-envs", "2",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    hyperparams = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())["hyperparams"]
-    assert "'n_samples': 3" in hyperparams and "'flow_steps': 2" in hyperparams
-    assert "--fpo-hyperparams n_samples:3" in (tmp_path / "table.md").read_text()
+    run = json.loads((tmp_path / "runs" / "fpo_InvertedPendulum-v5_seed0.json").read_text())
+    assert "'n_samples': 3" in run["hyperparams"] and "'flow_steps': 2" in run["hyperparams"]
+    assert [e["eval_envs"] for e in run["evaluations"]] == [2]
+    table = (tmp_path / "table.md").read_text()
+    assert "--fpo-hyperparams n_samples:3" in table and "--eval-envs 2" in table
+    assert "evaluations: 1 on 2 envs side by side (--eval-envs)" in table
+
+
+def test_eval_envs_note_counts_the_evaluations_of_each_kind():
+    sequential = {"evaluations": [{"steps": 1}, {"steps": 2, "eval_envs": 1}]}  # records from before --eval-envs
+    assert mujoco_benchmark.eval_envs_note([sequential]) == ""
+    batched = {"evaluations": [{"steps": 3, "eval_envs": 10}]}
+    note = mujoco_benchmark.eval_envs_note([sequential, batched])
+    assert note == "; evaluations: 2 on 1 env, 1 on 10 envs side by side (--eval-envs)"
 
 
 def test_a_run_cut_short_resumes_from_its_last_evaluation(tmp_path, monkeypatch):
@@ -353,3 +364,27 @@ def test_decay_linearly_follows_the_total_steps_across_learn_calls():
         model.learn(SMALL["n_steps"], reset_num_timesteps=False)
         # each update uses the rate at its step count, not SB3's progress of the current learn call
         assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - chunk / 4))
+
+
+def test_welch_z_by_hand():
+    import dmc_backends
+
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])  # variances 1 and 20/3
+    assert dmc_backends.welch_z(a, b) == pytest.approx((2.0 - 5.0) / np.sqrt(1 / 3 + 20 / 3 / 4))
+
+
+def test_eval_envs_check_evaluates_both_ways(tmp_path):
+    pytest.importorskip("envpool")
+    command = [
+        sys.executable, "benchmarks/eval_envs_check.py", "--tasks", "cartpole-balance", "--algos", "fpo",
+        "--timesteps", "64", "--episodes", "2", "--envs", "2", "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "cartpole-balance_fpo.json").read_text())
+    for mode in ("deterministic", "stochastic"):
+        assert len(record[mode]["one_env"]) == len(record[mode]["many_envs"]) == 2
+        assert all(0 <= r <= 1000 for r in record[mode]["one_env"] + record[mode]["many_envs"])
+    # one env plays both episodes, two envs one each: the second episode starts from another initial state
+    assert record["deterministic"]["one_env"] != record["deterministic"]["many_envs"]
+    assert "| cartpole-balance | fpo | deterministic |" in (tmp_path / "table.md").read_text()
