@@ -5,7 +5,8 @@ evaluations one episode after another on one env?
 For each task and algorithm (FPO with the ``dmc`` entry, SB3 PPO's defaults at that entry's shape), one policy is
 trained on the envpool backend, its VecNormalize statistics are frozen, and it is evaluated for ``--episodes``
 episodes, deterministic and stochastic, in both ways: on one env seeded 10000, and on ``--envs`` envs seeded
-10000 + i. The episodes start from other initial states, so they are not paired; the table gives each way's
+20000 + i (other seeds than the one env's, so that no episode is played twice). The episodes are not paired; the
+table gives each way's
 mean ± sample std and the difference in units of its standard error (Welch): |z| < 2 is "the same within seed
 noise". The seconds are the wall time of each way's evaluation, on the same process.
 
@@ -34,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def returns(model: FPO | PPO, train_env: VecNormalize, task: str, envs: int, episodes: int, deterministic: bool):
-    """Per-episode returns on ``envs`` envs seeded 10000 + i with ``train_env``'s frozen statistics, and seconds."""
-    env = VecNormalize(make_env(task, envs, 10_000, "envpool"), training=False, norm_reward=False)
+    """Per-episode returns on ``envs`` envs (seeded 10000 for one env, 20000 + i for several) with ``train_env``'s
+    frozen statistics, and the evaluation's seconds."""
+    seed = 10_000 if envs == 1 else 20_000
+    env = VecNormalize(make_env(task, envs, seed, "envpool"), training=False, norm_reward=False)
     sync_envs_normalization(train_env, env)
     start = time.perf_counter()
     episode_returns, _ = evaluate_policy(

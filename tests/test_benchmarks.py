@@ -385,6 +385,6 @@ def test_eval_envs_check_evaluates_both_ways(tmp_path):
     for mode in ("deterministic", "stochastic"):
         assert len(record[mode]["one_env"]) == len(record[mode]["many_envs"]) == 2
         assert all(0 <= r <= 1000 for r in record[mode]["one_env"] + record[mode]["many_envs"])
-    # one env plays both episodes, two envs one each: the second episode starts from another initial state
-    assert record["deterministic"]["one_env"] != record["deterministic"]["many_envs"]
+    # the two ways play other episodes (other env seeds): zero-sampling's returns differ
+    assert set(record["deterministic"]["one_env"]).isdisjoint(record["deterministic"]["many_envs"])
     assert "| cartpole-balance | fpo | deterministic |" in (tmp_path / "table.md").read_text()
