@@ -65,6 +65,9 @@ PPO_NAMES = {"ppo": "PPO zoo-tuned", "ppo_default": "PPO default", "ppo_tuned": 
 #: The entry of the FPO file used for every DM Control task; its shape keys are every algorithm's there
 DMC_ENTRY = "dmc"
 DMC_SHAPE_KEYS = ("n_steps", "batch_size", "n_epochs")
+#: A ratio's denominator below this (in return units) makes it "—": a baseline at ~0 (an unsolved DM Control task)
+#: would give a meaningless ratio in the millions
+MIN_DENOMINATOR = 1.0
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -143,14 +146,18 @@ def run(
         resumed_at = model.num_timesteps
     else:
         model = algorithm("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
-    if train_log:  # SB3's logger as CSV, one file per process that worked on the run (a resumed run adds one)
-        from stable_baselines3.common.logger import configure
-
-        model.set_logger(configure(str(Path(out, "train_logs", f"{name}_from{model.num_timesteps}")), ["csv"]))
+    # SB3's logger as CSV, one file per process that worked on the run (a resumed run adds one), made with the first
+    # chunk so that a run paused before it leaves no empty log
+    log_dir = Path(out, "train_logs", f"{name}_from{model.num_timesteps}") if train_log else None
     chunk_seconds = 0.0  # wall time of the last chunk (training and evaluation), to respect the deadline
     while model.num_timesteps < timesteps:
         if time.time() + chunk_seconds > deadline:
             return f"{name} paused at {model.num_timesteps} steps (--stop-after): progress in {progress.parent}"
+        if log_dir is not None:
+            from stable_baselines3.common.logger import configure
+
+            model.set_logger(configure(str(log_dir), ["csv"]))
+            log_dir = None
         chunk_start = time.time()
         start = time.perf_counter()
         learn_chunk(model, min(eval_freq, timesteps - model.num_timesteps), timesteps)
@@ -396,10 +403,10 @@ def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
         return f"{np.mean(values):.0f} ± {np.std(values, ddof=1):.0f}" if values else "—"
 
     def ratio(a: list[float], b: list[float]) -> str:
-        return f"{np.mean(a) / np.mean(b):.2f}" if a and b and np.mean(b) != 0 else "—"
+        return f"{np.mean(a) / np.mean(b):.2f}" if a and b and abs(np.mean(b)) >= MIN_DENOMINATOR else "—"
 
     def ratio_with_ci(a: list[float], b: list[float]) -> str:
-        if not (a and b and np.mean(b) != 0):
+        if not (a and b and abs(np.mean(b)) >= MIN_DENOMINATOR):
             return "—"
         if len(a) < 2 and len(b) < 2:
             return ratio(a, b)

@@ -388,3 +388,32 @@ def test_eval_envs_check_evaluates_both_ways(tmp_path):
     # the two ways play other episodes (other env seeds): zero-sampling's returns differ
     assert set(record["deterministic"]["one_env"]).isdisjoint(record["deterministic"]["many_envs"])
     assert "| cartpole-balance | fpo | deterministic |" in (tmp_path / "table.md").read_text()
+
+
+def test_a_run_paused_before_its_first_chunk_leaves_no_training_log(tmp_path):
+    pytest.importorskip("mujoco")
+    settings = dict(timesteps=64, eval_freq=64, episodes=1, fpo_conf=str(ROOT / "hyperparams" / "fpo.yml"))
+    message = mujoco_benchmark.run(
+        "fpo", "InvertedPendulum-v5", 0, out=str(tmp_path), deadline=0.0, train_log=True, **settings
+    )
+    assert "paused at 0 steps" in message and not (tmp_path / "train_logs").exists()
+
+
+def test_ratios_over_a_baseline_near_zero_are_not_given(tmp_path):
+    pytest.importorskip("matplotlib")
+
+    def record(algo, seed, value):
+        evaluation = dict(steps=1000, det_mean=value, det_std=0.0, sto_mean=value, sto_std=0.0, train_time_s=1.0)
+        return dict(algo=algo, env="point_mass-easy", seed=seed, evaluations=[evaluation], backend="envpool")
+
+    (tmp_path / "runs").mkdir()
+    for name, run in {
+        "fpo_0": record("fpo", 0, 700.0),
+        "fpo_1": record("fpo", 1, 800.0),
+        "ppo_default_0": record("ppo_default", 0, 800.0),
+        "ppo_tuned_0": record("ppo_tuned", 0, 5e-5),  # an unsolved task: a return of ~0
+    }.items():
+        (tmp_path / "runs" / f"{name}.json").write_text(json.dumps(run))
+    row = next(line for line in mujoco_benchmark.report(tmp_path, "command").splitlines() if "| point_mass-easy |" in line)
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[1:6] == ["750 ± 71", "800", "0", "0.94", "—"]  # FPO / PPO tuned is not 15 million
