@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch as th
@@ -29,12 +31,27 @@ from sb3_fpo.envs.dmc import make_dmc_vec_env
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(model: PPO, stats: VecNormalize, task: str, backend: str, episodes: int) -> list[float]:
-    env = VecNormalize(make_dmc_vec_env(task, 1, seed=10_000, backend=backend), training=False, norm_reward=False)  # type: ignore[arg-type]
+def evaluate(
+    model: Any,
+    stats: VecNormalize,
+    task: str,
+    backend: str,
+    episodes: int,
+    n_envs: int = 1,
+    seed: int = 10_000,
+    deterministic: bool = True,
+) -> tuple[list[float], float]:
+    """Per-episode returns of ``model`` on ``n_envs`` envs of ``backend`` seeded ``seed + i``, with ``stats``' frozen
+    observation statistics, and the seconds the episodes took."""
+    env = VecNormalize(make_dmc_vec_env(task, n_envs, seed=seed, backend=backend), training=False, norm_reward=False)  # type: ignore[arg-type]
     env.obs_rms = stats.obs_rms
-    returns, _ = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True)
+    start = time.perf_counter()
+    returns, _ = evaluate_policy(
+        model, env, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
+    )
+    seconds = time.perf_counter() - start
     env.close()
-    return [float(r) for r in returns]  # type: ignore[union-attr]
+    return [float(r) for r in returns], seconds  # type: ignore[union-attr]
 
 
 def welch_z(a: np.ndarray, b: np.ndarray) -> float:
@@ -64,7 +81,7 @@ def main() -> None:
         env = VecNormalize(make_dmc_vec_env(task, 8, seed=args.seed, backend="envpool"))
         model = PPO("MlpPolicy", env, n_steps=256, batch_size=256, n_epochs=10, seed=args.seed, device="cpu")
         model.learn(args.timesteps)
-        returns = {backend: evaluate(model, env, task, backend, args.episodes) for backend in ("dm_control", "envpool")}
+        returns = {backend: evaluate(model, env, task, backend, args.episodes)[0] for backend in ("dm_control", "envpool")}
         a, b = (np.asarray(returns[k]) for k in ("dm_control", "envpool"))
         z = welch_z(a, b)
         record = dict(task=task, timesteps=args.timesteps, seed=args.seed, returns=returns, z=z, commit=commit)

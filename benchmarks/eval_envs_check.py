@@ -6,9 +6,8 @@ For each task and algorithm (FPO with the ``dmc`` entry, SB3 PPO's defaults at t
 trained on the envpool backend, its VecNormalize statistics are frozen, and it is evaluated for ``--episodes``
 episodes, deterministic and stochastic, in both ways: on one env seeded 10000, and on ``--envs`` envs seeded
 20000 + i (other seeds than the one env's, so that no episode is played twice). The episodes are not paired; the
-table gives each way's
-mean ± sample std and the difference in units of its standard error (Welch): |z| < 2 is "the same within seed
-noise". The seconds are the wall time of each way's evaluation, on the same process.
+table gives each way's mean ± sample std and the difference in units of its standard error (Welch): |z| < 2 is "the
+same within seed noise". The seconds are the wall time of each way's episodes, on the same process.
 
     python benchmarks/eval_envs_check.py --tasks cartpole-balance cheetah-run --timesteps 200000 --episodes 30 \\
         --envs 10 --out benchmarks/results/eval_envs_check
@@ -18,35 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch as th
-from dmc_backends import welch_z
-from mujoco_benchmark import dmc_preset, git_commit, make_env, training_env
+from dmc_backends import evaluate, welch_z
+from mujoco_benchmark import dmc_preset, git_commit, training_env
 from stable_baselines3 import PPO
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
 from sb3_fpo import FPO
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def returns(model: FPO | PPO, train_env: VecNormalize, task: str, envs: int, episodes: int, deterministic: bool):
-    """Per-episode returns on ``envs`` envs (seeded 10000 for one env, 20000 + i for several) with ``train_env``'s
-    frozen statistics, and the evaluation's seconds."""
-    seed = 10_000 if envs == 1 else 20_000
-    env = VecNormalize(make_env(task, envs, seed, "envpool"), training=False, norm_reward=False)
-    sync_envs_normalization(train_env, env)
-    start = time.perf_counter()
-    episode_returns, _ = evaluate_policy(
-        model, env, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
-    )
-    seconds = time.perf_counter() - start
-    env.close()
-    return [float(r) for r in episode_returns], seconds  # type: ignore[union-attr]
 
 
 def main() -> None:
@@ -80,8 +61,8 @@ def main() -> None:
             record: dict = dict(task=task, algo=algo, timesteps=args.timesteps, seed=args.seed, commit=commit)
             for deterministic in (True, False):
                 mode = "deterministic" if deterministic else "stochastic"
-                one, one_s = returns(model, env, task, 1, args.episodes, deterministic)
-                many, many_s = returns(model, env, task, args.envs, args.episodes, deterministic)
+                one, one_s = evaluate(model, env, task, "envpool", args.episodes, 1, 10_000, deterministic)
+                many, many_s = evaluate(model, env, task, "envpool", args.episodes, args.envs, 20_000, deterministic)
                 z = welch_z(np.asarray(one), np.asarray(many))
                 record[mode] = dict(one_env=one, many_envs=many, z=z, seconds=[one_s, many_s])
                 lines.append(

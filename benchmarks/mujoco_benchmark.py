@@ -47,6 +47,7 @@ import os
 import shlex
 import subprocess
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -456,10 +457,7 @@ def backends_note(runs: list[dict[str, Any]]) -> str:
 
 def eval_envs_note(runs: list[dict[str, Any]]) -> str:
     """``; evaluations: ...`` when some evaluations ran side by side on several envs (``--eval-envs``), else nothing."""
-    counts: dict[int, int] = {}
-    for r in runs:
-        for e in r["evaluations"]:
-            counts[e.get("eval_envs", 1)] = counts.get(e.get("eval_envs", 1), 0) + 1
+    counts = Counter(e.get("eval_envs", 1) for r in runs for e in r["evaluations"])
     if set(counts) <= {1}:
         return ""
     parts = [f"{n} on {k} env{'s side by side' if k > 1 else ''}" for k, n in sorted(counts.items())]
