@@ -331,11 +331,15 @@ def last_three(runs: list[dict[str, Any]], algo: str) -> list[float]:
 def ratio_ci(
     fpo: list[float], ppo: list[float], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(FPO) / mean(PPO), resampling the seeds of both algorithms."""
+    """Percentile bootstrap CI of mean(FPO) / mean(PPO), resampling the seeds of both algorithms. Draws whose PPO
+    mean is below ``MIN_DENOMINATOR`` in absolute value (all resampled seeds at ~0) are left out, as the table's
+    point ratio is."""
     rng = np.random.default_rng(seed)
     a, b = np.asarray(fpo, dtype=float), np.asarray(ppo, dtype=float)
     ratios = [
-        rng.choice(a, len(a)).mean() / denominator for _ in range(n_boot) if (denominator := rng.choice(b, len(b)).mean()) != 0
+        rng.choice(a, len(a)).mean() / denominator
+        for _ in range(n_boot)
+        if abs(denominator := rng.choice(b, len(b)).mean()) >= MIN_DENOMINATOR
     ]
     low, high = np.percentile(ratios, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
     return float(low), float(high)
@@ -345,15 +349,19 @@ def iqm_ci_resampling_both(
     tasks: list[tuple[np.ndarray, np.ndarray]], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float]:
     """Percentile CI of the IQM of FPO's scores normalised by the best PPO's mean, resampling per task both FPO's
-    runs and the best PPO's runs (so the CI also carries the baseline's seed noise)."""
+    runs and the best PPO's runs (so the CI also carries the baseline's seed noise). A draw in which some task's
+    resampled baseline is below ``MIN_DENOMINATOR`` in absolute value is left out."""
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_boot):
         scores = []
         for fpo, ppo in tasks:
             baseline = ppo[rng.integers(len(ppo), size=len(ppo))].mean()
+            if abs(baseline) < MIN_DENOMINATOR:
+                break
             scores.append(fpo[rng.integers(len(fpo), size=len(fpo))] / baseline)
-        values.append(iqm(np.concatenate(scores)))
+        else:
+            values.append(iqm(np.concatenate(scores)))
     low, high = np.percentile(values, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
     return float(low), float(high)
 
@@ -568,13 +576,14 @@ def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
 
 
 def best_ppo_pairs(runs: list[dict[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per task with FPO runs and a positive best PPO: (FPO's final returns, the best PPO's final returns)."""
+    """Per task with FPO runs and a best PPO whose mean is at least ``MIN_DENOMINATOR``: (FPO's final returns, the
+    best PPO's final returns)."""
     pairs = {}
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
         best_algo = best_baseline(chosen, list(PPO_ALGOS))
         fpo = final(chosen, "fpo")
-        if fpo and best_algo and np.mean(final(chosen, best_algo)) > 0:
+        if fpo and best_algo and np.mean(final(chosen, best_algo)) >= MIN_DENOMINATOR:
             pairs[env_id] = (np.asarray(fpo), np.asarray(final(chosen, best_algo)))
     return pairs
 

@@ -319,6 +319,20 @@ def test_ratio_ci_and_iqm_ci_resample_both_algorithms():
     assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs).values()] == [([4.0], [2.0])]
 
 
+def test_bootstrap_cis_leave_out_draws_whose_baseline_is_near_zero():
+    # An unsolved seed in the baseline: a draw of only that seed has a mean of 0.5, below MIN_DENOMINATOR
+    fpo, ppo = [100.0, 100.0, 100.0], [0.5, 200.0, 200.0]
+    low, high = mujoco_benchmark.ratio_ci(fpo, ppo)
+    assert 0.5 - 1e-9 <= low < high <= 100.0 / (200.5 / 3) + 1e-9
+    both = mujoco_benchmark.iqm_ci_resampling_both([(np.array(fpo), np.array(ppo))], n_boot=500)
+    assert np.isfinite(both).all() and both[1] <= 100.0 / (200.5 / 3) + 1e-9
+    runs = [
+        {"algo": "fpo", "env": "A-v5", "evaluations": [{"det_mean": 3.0}]},
+        {"algo": "ppo", "env": "A-v5", "evaluations": [{"det_mean": 0.5}]},
+    ]
+    assert mujoco_benchmark.best_ppo_pairs(runs) == {}
+
+
 @pytest.mark.parametrize("clamp, acts", [(1e-4, True), (None, False)])
 def test_guard_recorder_counts_the_updates_a_guard_acted_in(clamp, acts):
     import defaults_check
