@@ -567,12 +567,28 @@ def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
     low, high = stratified_bootstrap_ci(tasks)
     both_low, both_high = iqm_ci_resampling_both(list(best_ppo_pairs(runs).values()))
     plot_profile(out / "performance_profile.png", tasks)
+    ahead, compared = tasks_level_or_ahead(runs)
     return (
+        f"FPO's mean final return is at or above the best PPO's on {len(ahead)} of {len(compared)} tasks"
+        f"{': ' + ', '.join(ahead) if ahead else ''}.\n"
         f"IQM of FPO's best-PPO-normalised score over {len(tasks)} tasks and {sum(map(len, tasks))} runs: "
         f"{iqm(np.concatenate(tasks)):.2f} (95% stratified-bootstrap CI {low:.2f}-{high:.2f} resampling FPO's runs, "
         f"{both_low:.2f}-{both_high:.2f} resampling the best PPO's runs too); performance profile: "
         "`performance_profile.png`.\n"
     )
+
+
+def tasks_level_or_ahead(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(Tasks where FPO's mean final deterministic return is at least the best PPO's mean, tasks with both)."""
+    ahead, compared = [], []
+    for env_id in sorted({r["env"] for r in runs}):
+        chosen = [r for r in runs if r["env"] == env_id]
+        fpo, best_algo = final(chosen, "fpo"), best_baseline(chosen, list(PPO_ALGOS))
+        if fpo and best_algo:
+            compared.append(env_id)
+            if np.mean(fpo) >= np.mean(final(chosen, best_algo)):
+                ahead.append(env_id)
+    return ahead, compared
 
 
 def best_ppo_pairs(runs: list[dict[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

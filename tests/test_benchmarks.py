@@ -319,6 +319,19 @@ def test_ratio_ci_and_iqm_ci_resample_both_algorithms():
     assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs).values()] == [([4.0], [2.0])]
 
 
+def test_tasks_level_or_ahead_compares_fpo_with_the_better_baseline_of_each_task():
+    def run(algo, env, value):
+        return {"algo": algo, "env": env, "evaluations": [{"det_mean": value}]}
+
+    runs = [
+        run("fpo", "A", 100.0), run("ppo_default", "A", 100.0), run("ppo_tuned", "A", 50.0),  # level with the better
+        run("fpo", "B", 90.0), run("ppo_default", "B", 80.0), run("ppo_tuned", "B", 95.0),  # behind the better
+        run("fpo", "C", 5.0), run("ppo_tuned", "C", 0.0),  # ahead of a baseline at 0
+        run("fpo", "D", 5.0),  # no baseline: not compared
+    ]  # fmt: skip
+    assert mujoco_benchmark.tasks_level_or_ahead(runs) == (["A", "C"], ["A", "B", "C"])
+
+
 def test_bootstrap_cis_leave_out_draws_whose_baseline_is_near_zero():
     # An unsolved seed in the baseline: a draw of only that seed has a mean of 0.5, below MIN_DENOMINATOR
     fpo, ppo = [100.0, 100.0, 100.0], [0.5, 200.0, 200.0]
