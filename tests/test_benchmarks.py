@@ -444,3 +444,34 @@ def test_ratios_over_a_baseline_near_zero_are_not_given(tmp_path):
     row = next(line for line in mujoco_benchmark.report(tmp_path, "command").splitlines() if "| point_mass-easy |" in line)
     cells = [cell.strip() for cell in row.split("|")[1:-1]]
     assert cells[1:6] == ["750 ± 71", "800", "0", "0.94", "—"]  # FPO / PPO tuned is not 15 million
+
+
+def test_train_log_summary_joins_a_resumed_runs_logs_and_counts_updates_over_the_clamp(tmp_path):
+    import train_log_summary
+
+    def write(name, rows, clipped=False):
+        directory = tmp_path / "train_logs" / name
+        directory.mkdir(parents=True)
+        header = "time/total_timesteps,train/cfm_loss,train/learning_rate"
+        header += ",train/clipped_action_fraction" if clipped else ""
+        body = [",".join(map(str, row)) for row in rows]
+        (directory / "progress.csv").write_text("\n".join([header, *body]) + "\n")
+
+    write("fpo_a_seed0_from0", [(2048, "", ""), (4096, 1.5, 1e-3), (6144, 30.0, 5e-4)])  # the first rollout: no train/
+    write("fpo_a_seed0_from6144", [(8192, 1e6, 2e-4)])
+    write("fpo_b_seed0_from0", [(2048, 0.5, 3e-4, 0.1), (4096, 0.7, 3e-4, 0.3)], clipped=True)
+    write("ppo_default_a_seed0_from0", [(2048, 99.0, 3e-4)])  # not an FPO run
+    runs = train_log_summary.load_run_logs(tmp_path)
+    assert sorted(runs) == ["fpo_a_seed0", "fpo_b_seed0"]
+    a = train_log_summary.summarize(runs["fpo_a_seed0"])
+    assert a["updates"] == 3 and a["median_cfm"] == 30.0 and a["max_cfm"] == 1e6
+    assert a["updates_over_clamp"] == 2 and a["first_over_clamp_step"] == 6144 and a["final_learning_rate"] == 2e-4
+    assert a["median_clipped_fraction"] is None
+    b = train_log_summary.summarize(runs["fpo_b_seed0"])
+    assert b["updates_over_clamp"] == 0 and b["first_over_clamp_step"] is None
+    assert b["median_clipped_fraction"] == pytest.approx(0.2)
+    text = train_log_summary.table([tmp_path])
+    assert "| fpo_a_seed0 (unfinished) | 3 | 30.00 | 1e+06 | 2 (from 6144) | — | 2.0e-04 |" in text
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "fpo_b_seed0.json").write_text("{}")
+    assert "| fpo_b_seed0 | 2 | 0.60 | 0.7 | 0 | 0.20 | 3.0e-04 |" in train_log_summary.table([tmp_path])
