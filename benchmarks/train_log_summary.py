@@ -5,8 +5,8 @@ What the training logs of FPO runs say about the flow's fit: one row per run of 
 Per run (marked "unfinished" while it has no record in ``runs/``): the updates logged, the median and largest mean
 CFM loss of an update, how many updates had a mean CFM loss above ``--cfm-clamp`` (the default clamp, 20: a loss
 that large means the flow no longer fits the actions it sampled) and the first step at which one did, the median
-fraction of rollout actions outside the bounds (logged only with ``fit_clipped_actions``), and the learning rate
-after the last update.
+fraction of rollout actions outside the bounds (logged only with ``fit_clipped_actions``), and the largest learning
+rate and the one after the last update (with the adaptive rate, they move).
 
     python benchmarks/train_log_summary.py benchmarks/results/dmc benchmarks/results/dmc_levers/dmc_1M \\
         benchmarks/results/dmc_levers/dmc_fit_clipped_1M
@@ -41,7 +41,7 @@ def summarize(rows: list[dict[str, str]], cfm_clamp: float = 20.0) -> dict[str, 
     steps = [int(float(row["time/total_timesteps"])) for row in rows]
     over = cfm > cfm_clamp
     clipped = [float(row["train/clipped_action_fraction"]) for row in rows if row.get("train/clipped_action_fraction")]
-    learning_rate = rows[-1].get("train/learning_rate")
+    rates = [float(row["train/learning_rate"]) for row in rows if row.get("train/learning_rate")]
     return dict(
         updates=len(rows),
         median_cfm=float(np.median(cfm)),
@@ -49,7 +49,8 @@ def summarize(rows: list[dict[str, str]], cfm_clamp: float = 20.0) -> dict[str, 
         updates_over_clamp=int(over.sum()),
         first_over_clamp_step=steps[int(np.argmax(over))] if over.any() else None,
         median_clipped_fraction=float(np.median(clipped)) if clipped else None,
-        final_learning_rate=float(learning_rate) if learning_rate else None,
+        largest_learning_rate=max(rates) if rates else None,
+        final_learning_rate=rates[-1] if rates else None,
     )
 
 
@@ -57,7 +58,7 @@ def table(directories: list[Path], cfm_clamp: float = 20.0) -> str:
     """A markdown table, one row per FPO run of each directory."""
     lines = [
         f"| results | run | updates | median CFM loss | largest | updates > {cfm_clamp:g} (from step) | "
-        "median fraction of actions outside the bounds | final learning rate |",
+        "median fraction of actions outside the bounds | learning rate: largest, final |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for directory in directories:
@@ -65,7 +66,9 @@ def table(directories: list[Path], cfm_clamp: float = 20.0) -> str:
             s = summarize(rows, cfm_clamp)
             first = f" (from {s['first_over_clamp_step']})" if s["first_over_clamp_step"] is not None else ""
             clipped = "—" if s["median_clipped_fraction"] is None else f"{s['median_clipped_fraction']:.2f}"
-            rate = "—" if s["final_learning_rate"] is None else f"{s['final_learning_rate']:.1e}"
+            rate = "—"
+            if s["final_learning_rate"] is not None:
+                rate = f"{s['largest_learning_rate']:.1e}, {s['final_learning_rate']:.1e}"
             unfinished = "" if (directory / "runs" / f"{name}.json").exists() else " (unfinished)"
             lines.append(
                 f"| {directory.name} | {name}{unfinished} | {s['updates']} | {s['median_cfm']:.2f} | {s['max_cfm']:.3g} | "

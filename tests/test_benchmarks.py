@@ -466,12 +466,13 @@ def test_train_log_summary_joins_a_resumed_runs_logs_and_counts_updates_over_the
     a = train_log_summary.summarize(runs["fpo_a_seed0"])
     assert a["updates"] == 3 and a["median_cfm"] == 30.0 and a["max_cfm"] == 1e6
     assert a["updates_over_clamp"] == 2 and a["first_over_clamp_step"] == 6144 and a["final_learning_rate"] == 2e-4
+    assert a["largest_learning_rate"] == 1e-3
     assert a["median_clipped_fraction"] is None
     b = train_log_summary.summarize(runs["fpo_b_seed0"])
     assert b["updates_over_clamp"] == 0 and b["first_over_clamp_step"] is None
     assert b["median_clipped_fraction"] == pytest.approx(0.2)
     text = train_log_summary.table([tmp_path])
-    assert "| fpo_a_seed0 (unfinished) | 3 | 30.00 | 1e+06 | 2 (from 6144) | — | 2.0e-04 |" in text
+    assert "| fpo_a_seed0 (unfinished) | 3 | 30.00 | 1e+06 | 2 (from 6144) | — | 1.0e-03, 2.0e-04 |" in text
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "fpo_b_seed0.json").write_text("{}")
-    assert "| fpo_b_seed0 | 2 | 0.60 | 0.7 | 0 | 0.20 | 3.0e-04 |" in train_log_summary.table([tmp_path])
+    assert "| fpo_b_seed0 | 2 | 0.60 | 0.7 | 0 | 0.20 | 3.0e-04, 3.0e-04 |" in train_log_summary.table([tmp_path])
