@@ -66,9 +66,9 @@ PPO_NAMES = {"ppo": "PPO zoo-tuned", "ppo_default": "PPO default", "ppo_tuned": 
 #: The entry of the FPO file used for every DM Control task; its shape keys are every algorithm's there
 DMC_ENTRY = "dmc"
 DMC_SHAPE_KEYS = ("n_steps", "batch_size", "n_epochs")
-#: A ratio's denominator below this (in return units) makes it "—": a baseline at ~0 (an unsolved DM Control task)
-#: would give a meaningless ratio in the millions
-MIN_DENOMINATOR = 1.0
+#: A ratio's denominator below this (in return units; 1% of a DM Control task's largest return, 1000) makes it "—": a
+#: baseline near 0 (an unsolved DM Control task) would give a meaningless ratio in the hundreds or millions
+MIN_DENOMINATOR = 10.0
 
 
 def parse_override(item: str) -> tuple[str, Any]:
