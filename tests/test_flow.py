@@ -192,3 +192,23 @@ def test_cfm_loss_noise_target_by_hand():
     assert th.allclose(noise_loss, ((eps_hat - eps) ** 2).sum(-1))
     with pytest.raises(ValueError, match="needs the flow times"):
         flow.cfm_loss(velocity, actions, eps, target="noise")
+
+
+@pytest.mark.parametrize("sigma", [1.0, 0.25])
+def test_the_smallest_cfm_loss_of_gaussian_actions_is_pi_over_two_sigma(sigma):
+    # The benchmarks read a run's mean CFM loss as a bound on its action spread: for actions ~ N(0, sigma^2), the
+    # best velocity field E[a - eps | x_tau] is linear in x_tau, and its loss, averaged over tau ~ U[0, 1], is
+    # (pi / 2) sigma per action dimension
+    generator = th.Generator().manual_seed(0)
+    n = 400_000
+    actions = sigma * th.randn(n, 1, generator=generator)
+    tau = flow.sample_tau((n, 1, 1), generator=generator)
+    eps = th.randn(n, 1, 1, generator=generator)
+    x = flow.interpolate(actions, tau, eps)
+
+    def field(spread: float) -> th.Tensor:  # E[a - eps | x_tau] for actions ~ N(0, spread^2)
+        return (tau * spread**2 - (1 - tau)) / (tau**2 * spread**2 + (1 - tau) ** 2) * x
+
+    loss = flow.cfm_loss(field(sigma), actions, eps).mean().item()
+    assert loss == pytest.approx(math.pi / 2 * sigma, rel=0.02)
+    assert flow.cfm_loss(field(2 * sigma), actions, eps).mean().item() > loss  # another spread's field does worse
