@@ -302,21 +302,24 @@ def test_dmc_runs_share_one_shape_and_record_their_backend(tmp_path):
 
 
 def test_ratio_ci_and_iqm_ci_resample_both_algorithms():
-    # Constant runs: no spread, the CI is the ratio itself
-    assert mujoco_benchmark.ratio_ci([2.0, 2.0, 2.0], [1.0, 1.0]) == (pytest.approx(2.0), pytest.approx(2.0))
+    # Returns in the hundreds (baselines below MIN_DENOMINATOR are left out). Constant runs: the CI is the ratio
+    assert mujoco_benchmark.ratio_ci([200.0, 200.0, 200.0], [100.0, 100.0]) == (pytest.approx(2.0), pytest.approx(2.0))
     # Spread only in the baseline: FPO's runs alone would give a point, resampling PPO's widens the CI
-    low, high = mujoco_benchmark.ratio_ci([2.0, 2.0, 2.0], [1.0, 3.0, 2.0])
+    low, high = mujoco_benchmark.ratio_ci([200.0, 200.0, 200.0], [100.0, 300.0, 200.0])
     assert low < 1.0 < high and low >= 2.0 / 3.0 - 1e-9 and high <= 2.0 + 1e-9
-    tasks = [(np.array([2.0, 2.0, 2.0]), np.array([1.0, 3.0, 2.0])), (np.array([1.0, 1.0]), np.array([1.0, 1.0]))]
+    tasks = [
+        (np.array([200.0, 200.0, 200.0]), np.array([100.0, 300.0, 200.0])),
+        (np.array([100.0, 100.0]), np.array([100.0, 100.0])),
+    ]
     fixed = mujoco_benchmark.stratified_bootstrap_ci([fpo / ppo.mean() for fpo, ppo in tasks], n_boot=200)
     both = mujoco_benchmark.iqm_ci_resampling_both(tasks, n_boot=200)
     assert fixed == (pytest.approx(1.0), pytest.approx(1.0)) and both[0] < 1.0 < both[1]
     runs = [
-        {"algo": "fpo", "env": "A-v5", "evaluations": [{"det_mean": v} for v in (1.0, 2.0, 3.0, 4.0)]},
-        {"algo": "ppo", "env": "A-v5", "evaluations": [{"det_mean": 2.0}]},
+        {"algo": "fpo", "env": "A-v5", "evaluations": [{"det_mean": v} for v in (10.0, 20.0, 30.0, 40.0)]},
+        {"algo": "ppo", "env": "A-v5", "evaluations": [{"det_mean": 20.0}]},
     ]
-    assert mujoco_benchmark.last_three(runs, "fpo") == [3.0]
-    assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs).values()] == [([4.0], [2.0])]
+    assert mujoco_benchmark.last_three(runs, "fpo") == [30.0]
+    assert [(f.tolist(), p.tolist()) for f, p in mujoco_benchmark.best_ppo_pairs(runs).values()] == [([40.0], [20.0])]
 
 
 def test_tasks_level_or_ahead_compares_fpo_with_the_better_baseline_of_each_task():
