@@ -61,8 +61,12 @@ def main() -> None:
             record: dict = dict(task=task, algo=algo, timesteps=args.timesteps, seed=args.seed, commit=commit)
             for deterministic in (True, False):
                 mode = "deterministic" if deterministic else "stochastic"
-                one, one_s = evaluate(model, env, task, "envpool", args.episodes, 1, 10_000, deterministic)
-                many, many_s = evaluate(model, env, task, "envpool", args.episodes, args.envs, 20_000, deterministic)
+                one, one_s = evaluate(
+                    model, env, task, "envpool", args.episodes, n_envs=1, seed=10_000, deterministic=deterministic
+                )
+                many, many_s = evaluate(
+                    model, env, task, "envpool", args.episodes, n_envs=args.envs, seed=20_000, deterministic=deterministic
+                )
                 z = welch_z(np.asarray(one), np.asarray(many))
                 record[mode] = dict(one_env=one, many_envs=many, z=z, seconds=[one_s, many_s])
                 lines.append(

@@ -415,12 +415,11 @@ def report(out: Path, command: str, baselines_from: Path | None = None) -> str:
         return f"{np.mean(a) / np.mean(b):.2f}" if a and b and abs(np.mean(b)) >= MIN_DENOMINATOR else "—"
 
     def ratio_with_ci(a: list[float], b: list[float]) -> str:
-        if not (a and b and abs(np.mean(b)) >= MIN_DENOMINATOR):
-            return "—"
-        if len(a) < 2 and len(b) < 2:
-            return ratio(a, b)
+        point = ratio(a, b)
+        if point == "—" or (len(a) < 2 and len(b) < 2):
+            return point
         low, high = ratio_ci(a, b)
-        return f"{ratio(a, b)} [{low:.2f}–{high:.2f}]"
+        return f"{point} [{low:.2f}–{high:.2f}]"
 
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
@@ -578,30 +577,31 @@ def aggregate(out: Path, runs: list[dict[str, Any]]) -> str:
     )
 
 
-def tasks_level_or_ahead(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(Tasks where FPO's mean final deterministic return is at least the best PPO's mean, tasks with both)."""
-    ahead, compared = [], []
+def fpo_and_best_ppo(runs: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Per task with FPO runs and a PPO baseline: (FPO's final returns, the better baseline's final returns)."""
+    pairs = {}
     for env_id in sorted({r["env"] for r in runs}):
         chosen = [r for r in runs if r["env"] == env_id]
         fpo, best_algo = final(chosen, "fpo"), best_baseline(chosen, list(PPO_ALGOS))
         if fpo and best_algo:
-            compared.append(env_id)
-            if np.mean(fpo) >= np.mean(final(chosen, best_algo)):
-                ahead.append(env_id)
-    return ahead, compared
+            pairs[env_id] = (fpo, final(chosen, best_algo))
+    return pairs
+
+
+def tasks_level_or_ahead(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(Tasks where FPO's mean final deterministic return is at least the best PPO's mean, tasks with both)."""
+    pairs = fpo_and_best_ppo(runs)
+    return [env_id for env_id, (fpo, ppo) in pairs.items() if np.mean(fpo) >= np.mean(ppo)], list(pairs)
 
 
 def best_ppo_pairs(runs: list[dict[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per task with FPO runs and a best PPO whose mean is at least ``MIN_DENOMINATOR``: (FPO's final returns, the
     best PPO's final returns)."""
-    pairs = {}
-    for env_id in sorted({r["env"] for r in runs}):
-        chosen = [r for r in runs if r["env"] == env_id]
-        best_algo = best_baseline(chosen, list(PPO_ALGOS))
-        fpo = final(chosen, "fpo")
-        if fpo and best_algo and np.mean(final(chosen, best_algo)) >= MIN_DENOMINATOR:
-            pairs[env_id] = (np.asarray(fpo), np.asarray(final(chosen, best_algo)))
-    return pairs
+    return {
+        env_id: (np.asarray(fpo), np.asarray(ppo))
+        for env_id, (fpo, ppo) in fpo_and_best_ppo(runs).items()
+        if np.mean(ppo) >= MIN_DENOMINATOR
+    }
 
 
 def plot_profile(path: Path, tasks: list[np.ndarray]) -> None:
